@@ -1,0 +1,79 @@
+"""sutro-sql: Sutro Functions in SQL (DuckDB, dbt, warehouse jobs).
+
+This module is the whole public surface. Names load lazily so that
+``import sutro_sql`` stays fast and optional parts (server, dbt) pull their
+dependencies only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ConflictError,
+    FunctionCallError,
+    JobFailedError,
+    NotFoundError,
+    QueryError,
+    RateLimitError,
+    ServerError,
+    SpecError,
+    SutroSQLError,
+    ValidationError,
+)
+from .functions import FunctionExample, FunctionInput, FunctionSpec, load_spec_file, load_specs
+
+_LAZY = {
+    # client: the official SDK's Function surface
+    "Client": "sutro_sql.client",
+    "run_function": "sutro_sql.client",
+    "batch_run_function": "sutro_sql.client",
+    "await_job_completion": "sutro_sql.client",
+    "get_job_results": "sutro_sql.client",
+    "get_job_status": "sutro_sql.client",
+    "cancel_job": "sutro_sql.client",
+    "list_jobs": "sutro_sql.client",
+    "publish_function": "sutro_sql.client",
+    "default_backend": "sutro_sql.client",
+    # backends
+    "LocalBackend": "sutro_sql.backends.local",
+    "RemoteBackend": "sutro_sql.backends.remote",
+    # SQL
+    "register": "sutro_sql.sql",
+    "connect": "sutro_sql.sql",
+    "sql": "sutro_sql.sql",
+}
+
+__all__ = [
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "FunctionCallError",
+    "FunctionExample",
+    "FunctionInput",
+    "FunctionSpec",
+    "JobFailedError",
+    "NotFoundError",
+    "QueryError",
+    "RateLimitError",
+    "ServerError",
+    "SpecError",
+    "SutroSQLError",
+    "ValidationError",
+    "load_spec_file",
+    "load_specs",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sutro_sql' has no attribute {name!r}")

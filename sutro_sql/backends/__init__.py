@@ -1,0 +1,1 @@
+"""Backends: where Functions run. One protocol (base.Backend), two implementations."""

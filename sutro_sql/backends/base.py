@@ -1,0 +1,115 @@
+"""The Backend protocol: the one seam between sutro-sql and wherever Functions run.
+
+It mirrors the v1 HTTP API (../shared/sutro-api-v1.md) call for call, with the
+same payload shapes, so RemoteBackend is a thin httpx client, the v1 server is
+a thin layer over LocalBackend, and everything above (Client, SQL, dbt, CLI)
+works the same on both. Errors are the typed exceptions of `sutro_sql.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from ..functions import FunctionSpec
+
+#: Job statuses on the wire (v1 §4.1), uppercase.
+TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+JOB_STATUSES = ("UNKNOWN", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "CANCELLING", "CANCELLED", "FAILED")
+
+#: A batch input: rows as dicts (a list, or any iterable of them, streamed), or
+#: an Arrow RecordBatchReader / Table whose columns are the Function's inputs,
+#: or a local .csv/.parquet path.
+BatchInput = Iterable[dict[str, Any]] | pa.RecordBatchReader | pa.Table | str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where Functions run. Every method may raise a `SutroSQLError` subclass."""
+
+    @property
+    def identity(self) -> str:
+        """Stable, secret-free id of this deployment, for cache keys (e.g. "local:/abs/home",
+        "remote:https://host/v1"). Two backends with the same identity share cached answers."""
+        ...
+
+    @property
+    def home(self) -> str:
+        """Folder where client-side state (the answer cache) lives for this backend."""
+        ...
+
+    def run_function(self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True) -> dict[str, Any]:
+        """v1 §5.1: one real-time answer, the v1 response dict (request_id, function{name, revision},
+        output, confidence, usage{input_tokens, output_tokens, cost_usd}; classification adds
+        response, predictions (sorted), rationale; extraction adds rationale)."""
+        ...
+
+    def submit_batch(
+        self,
+        name: str,
+        data: BatchInput,
+        *,
+        job_priority: int = 0,
+        dry_run: bool = False,
+        job_name: str | None = None,
+        description: str | None = None,
+        id_column: str | None = None,
+        content_key: str | None = None,
+    ) -> str:
+        """v1 §5.2: create a batch job for Function `name`; returns the job id.
+
+        `id_column`: a column of the input rows carried into the results under its own name.
+        `content_key`: a caller-computed hash of (Function, input rows). If a job with this key
+        exists on this backend and is not FAILED/CANCELLED, return its id and submit nothing;
+        this is what makes `sutro_batch` idempotent across re-runs and crashes."""
+        ...
+
+    def get_job_status(self, job_id: str) -> str:
+        """v1 §5.3: the uppercase status."""
+        ...
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """v1 §5.4: the job object (§4.2 fields: job_id, status, model, job_priority, num_rows,
+        datetime_created, datetime_started, datetime_completed, name, description, input_tokens,
+        output_tokens, job_cost, cost_estimate, failure_reason, run_type, plus `rows_done`,
+        `rows_failed`)."""
+        ...
+
+    def stream_job_progress(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """v1 §5.5: progress events ({"update_type": "progress"|"tokens"|"heartbeat", "result": ...})
+        until the job is terminal, then the iterator ends."""
+        ...
+
+    def get_job_results(self, job_id: str, *, include_inputs: bool = False) -> pa.Table:
+        """v1 §5.6 as an Arrow table in input row order: [inputs (JSON text, if asked)],
+        [<id column>], `outputs` (JSON text of the answer; null for failed rows), `confidence_score`
+        (double), `error` (string, null for good rows). Raises ConflictError unless SUCCEEDED."""
+        ...
+
+    def cancel_job(self, job_id: str) -> None:
+        """v1 §5.8: ask the job to stop (CANCELLING -> CANCELLED)."""
+        ...
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        """v1 §5.9: job objects, newest first."""
+        ...
+
+    def get_quotas(self) -> list[dict[str, Any]]:
+        """v1 §5.10: [{row_quota, token_quota}, ...] indexed by priority."""
+        ...
+
+    def check_auth(self) -> bool:
+        """v1 §5.11."""
+        ...
+
+    def get_function_spec(self, name: str) -> FunctionSpec | None:
+        """The spec of a Function when the backend knows it (local), else None (remote: only the
+        name is known; callers then infer output columns from the answers). Unknown Function on a
+        local backend -> NotFoundError."""
+        ...
+
+    def close(self) -> None:
+        """Release connections, worker threads and files."""
+        ...

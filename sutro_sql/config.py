@@ -1,0 +1,90 @@
+"""Settings of a local deployment home (``<home>/config.yaml``), with env overrides.
+
+The home folder (default ``./.sutro``, env ``SUTRO_SQL_HOME``) holds the
+Function specs, the job store, the answer cache and this optional file::
+
+    price_per_1k_tokens: 0.0005     # USD, for cost estimates and job_cost
+    workers: 2                      # batch worker threads per process
+    engine: null                    # "module:attr" engine factory used for every Function
+    openai:                         # for `engine: openai:<model>` Functions
+      base_url: http://127.0.0.1:8000/v1
+      api_key_env: OPENAI_API_KEY   # name of the env var holding the key (never the key itself)
+      max_concurrency: 8
+      timeout: 60
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import ConfigurationError
+
+DEFAULT_HOME = ".sutro"
+
+
+class OpenAISettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(default=8, ge=1)
+    timeout: float = Field(default=60.0, gt=0)
+
+
+class HomeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    price_per_1k_tokens: float = Field(default=0.0005, ge=0)
+    workers: int = Field(default=2, ge=1)
+    engine: str | None = None
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+
+    @classmethod
+    def load(cls, home: str | Path) -> HomeConfig:
+        """Read ``<home>/config.yaml`` (if any), then apply env overrides:
+        SUTRO_SQL_ENGINE, SUTRO_SQL_WORKERS, SUTRO_SQL_PRICE_PER_1K_TOKENS, OPENAI_BASE_URL."""
+        path = Path(home) / "config.yaml"
+        data: dict[str, Any] = {}
+        if path.exists():
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigurationError(f"{path}: cannot parse: {exc}") from None
+        env = os.environ
+        if env.get("SUTRO_SQL_ENGINE"):
+            data["engine"] = env["SUTRO_SQL_ENGINE"]
+        if env.get("SUTRO_SQL_WORKERS"):
+            data["workers"] = env["SUTRO_SQL_WORKERS"]
+        if env.get("SUTRO_SQL_PRICE_PER_1K_TOKENS"):
+            data["price_per_1k_tokens"] = env["SUTRO_SQL_PRICE_PER_1K_TOKENS"]
+        if env.get("OPENAI_BASE_URL"):
+            data.setdefault("openai", {})["base_url"] = env["OPENAI_BASE_URL"]
+        try:
+            return cls.model_validate(data)
+        except PydanticValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(p) for p in error["loc"])
+            raise ConfigurationError(f"{path}: {field}: {error['msg']}") from None
+
+
+def resolve_home(home: str | Path | None = None) -> Path:
+    """Explicit argument, else SUTRO_SQL_HOME, else ./.sutro; returned absolute."""
+    return Path(home or os.environ.get("SUTRO_SQL_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
+def load_object(reference: str) -> Any:
+    """Import "package.module:attr" (used for pluggable engines)."""
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"expected 'module:attr', got {reference!r}")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load {reference!r}: {exc}") from None

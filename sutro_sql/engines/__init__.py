@@ -1,0 +1,1 @@
+"""Engines that evaluate local Functions: `embedded` (offline, CPU) and `openai:<model>`."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: a fresh home with the example Functions, and a LocalBackend on it
+driven by the deterministic KeywordEngine (tests/support/engines.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_FUNCTIONS = REPO / "examples" / "functions"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A home folder holding copies of examples/functions; SUTRO_SQL_HOME points at it
+    and no remote deployment is configured."""
+    home = tmp_path / "home"
+    shutil.copytree(EXAMPLE_FUNCTIONS, home / "functions")
+    monkeypatch.setenv("SUTRO_SQL_HOME", str(home))
+    for var in ("SUTRO_API_URL", "SUTRO_API_KEY", "SUTRO_SQL_ENGINE"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def keyword_engine():
+    from tests.support.engines import KeywordEngine
+
+    return KeywordEngine()
+
+
+@pytest.fixture
+def local_backend(home, keyword_engine):
+    """LocalBackend over `home`, every Function answered by the KeywordEngine."""
+    from sutro_sql.backends.local import LocalBackend
+
+    backend = LocalBackend(home, engine=keyword_engine)
+    yield backend
+    backend.close()
