@@ -11,6 +11,7 @@ Function specs, the job store, the answer cache and this optional file::
       api_key_env: OPENAI_API_KEY   # name of the env var holding the key (never the key itself)
       max_concurrency: 8
       timeout: 60
+      calibration_temperature: 1.0  # > 1 softens an over-confident model's label probabilities
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class OpenAISettings(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = Field(default=8, ge=1)
     timeout: float = Field(default=60.0, gt=0)
+    calibration_temperature: float = Field(default=1.0, gt=0)  # classification p ** (1/T), renormalized
 
 
 class HomeConfig(BaseModel):

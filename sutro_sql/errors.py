@@ -113,3 +113,9 @@ class FunctionCallError(SutroSQLError):
     """A Function call for one row failed; names the Function, the row and the backend's detail."""
 
     code = "function_call_failed"
+
+
+class JobTimeoutError(SutroSQLError, TimeoutError):
+    """A wait for a batch job ran out of time; the job itself keeps running."""
+
+    code = "timeout"
