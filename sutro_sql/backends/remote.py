@@ -1,0 +1,477 @@
+"""RemoteBackend: a Sutro deployment over the v1 HTTP API (sutro-api-v1.md), with httpx.
+
+One pooled client (HTTP/1.1 keep-alive), at most `max_concurrency` calls in
+flight, an explicit timeout on every call, and the shared retry policy: reads
+and `job-results` are retried on 5xx and dropped connections; a Function run
+(billed) and a batch submission (creates a job) only on 429 or a refused
+connection, when the server surely did nothing. The progress stream is the one
+call without a fixed deadline: it may stay open for hours, so it only has an idle
+timeout (`stream_idle_timeout`, well above the 10-15 s heartbeat) and is re-opened
+when it drops.
+
+Batch submissions carry a content key in the job `description` (a trailing
+``[sutro-sql:<key>]`` tag) and look for it with `list-jobs` before submitting,
+so a re-run or a crash-and-re-run re-attaches to the job it already started.
+Tradeoff: the lookup costs one `list-jobs` call per keyed submission (the
+whole unpaginated job list), two processes submitting the same key at the same
+instant can both miss each other, and a deployment that caps `list-jobs` can
+hide an old job (which then runs again: wasted work, never a wrong answer).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import httpx
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from ..config import resolve_home
+from ..errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ServerError,
+    SutroSQLError,
+    ValidationError,
+)
+from ..functions import FunctionSpec
+from ..http import RETRYABLE_STATUS, RetryPolicy, raise_for_response
+from ..urls import resolve_credentials
+from .base import TERMINAL_STATUSES, BatchInput
+
+MAX_JOB_NAME = 45
+MAX_DESCRIPTION = 512
+CONTENT_TAG = "[sutro-sql:{key}]"
+RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
+ROW_BATCH = 4096
+BODY_CHUNK = 1 << 20
+SPOOL_IN_MEMORY = 8 << 20
+
+
+class RemoteBackend:
+    """The Backend protocol over a deployment's `/v1` API. The key stays inside the HTTP client."""
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        home: str | Path | None = None,
+        timeout: float = 60.0,
+        run_timeout: float = 100.0,
+        max_concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        stream_idle_timeout: float = 120.0,
+        reconnect_seconds: float = 60.0,
+    ) -> None:
+        url, key = resolve_credentials(api_url, api_key)
+        if max_concurrency < 1:
+            raise ConfigurationError("max_concurrency must be at least 1")
+        self._url = url
+        self._home = str(resolve_home(home))
+        self._retry = retry or RetryPolicy()
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._control_timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        self._run_timeout = httpx.Timeout(run_timeout, connect=min(10.0, run_timeout))
+        self._stream_timeout = httpx.Timeout(timeout, connect=min(10.0, timeout), read=stream_idle_timeout)
+        self._reconnect_seconds = reconnect_seconds
+        self._key = key
+        self._client = httpx.Client(
+            base_url=url + "/",
+            headers={"Authorization": f"Key {key}"},
+            timeout=self._control_timeout,
+            # Streams hold a connection each without a slot: leave them room in the pool.
+            limits=httpx.Limits(max_connections=max_concurrency + 8, max_keepalive_connections=max_concurrency + 8),
+            trust_env=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteBackend(api_url={self._url!r})"
+
+    @property
+    def identity(self) -> str:
+        return f"remote:{self._url}"
+
+    @property
+    def home(self) -> str:
+        return self._home
+
+    @property
+    def api_url(self) -> str:
+        return self._url
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        idempotent: bool,
+        timeout: httpx.Timeout | None = None,
+        body_file: IO[bytes] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One call under the concurrency bound and the retry policy; non-2xx raises typed errors.
+        A `body_file` is streamed, and re-read from its start on every attempt."""
+        kwargs["timeout"] = timeout or self._control_timeout
+
+        def send() -> httpx.Response:
+            if body_file is not None:
+                body_file.seek(0)
+                return self._client.request(method, path, content=_file_chunks(body_file), **kwargs)
+            return self._client.request(method, path, **kwargs)
+
+        with self._slots:
+            try:
+                response = self._retry.send(send, idempotent=idempotent, what=what)
+                raise_for_response(response, what=what)
+            except SutroSQLError as exc:
+                raise self._scrubbed(exc) from None
+        return response
+
+    def _json(self, response: httpx.Response, *, what: str, key: str | None) -> Any:
+        """The `key` field of a JSON object body (the whole object if `key` is None); a malformed
+        body is a ServerError, not a crash."""
+        request_id = response.headers.get("x-request-id")
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            raise ServerError(
+                f"{what}: the server sent a malformed JSON body (HTTP {response.status_code})",
+                request_id=request_id,
+                status_code=response.status_code,
+            ) from None
+        if not isinstance(body, dict) or (key is not None and key not in body):
+            expected = "a JSON object" if key is None else f"a {key!r} field"
+            raise ServerError(
+                f"{what}: the server's answer is not {expected}",
+                request_id=request_id,
+                status_code=response.status_code,
+            )
+        return body if key is None else body[key]
+
+    def _scrubbed(self, exc: SutroSQLError) -> SutroSQLError:
+        """The same error with the key masked, should a server ever echo it back."""
+        if self._key in exc.detail:
+            exc.detail = exc.detail.replace(self._key, "***")
+            exc.args = (exc.detail,)
+        return exc
+
+    # -- Functions ----------------------------------------------------------
+
+    def run_function(
+        self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
+    ) -> dict[str, Any]:
+        if hasattr(input, "model_dump"):  # a pydantic model, as the SDK accepts
+            input = input.model_dump(mode="json")
+        body: dict[str, Any] = {"input": input}
+        if not confidence_scoring:  # sent only when false, like the SDK (older deployments)
+            body["confidence_scoring"] = False
+        what = f"Function {name!r}"
+        response = self._request(
+            "POST", f"functions/{_segment(name)}/run", what=what, idempotent=False, timeout=self._run_timeout, json=body
+        )
+        return self._json(response, what=what, key=None)
+
+    def get_function_spec(self, name: str) -> FunctionSpec | None:
+        return None  # a deployment's Functions are known by name only
+
+    # -- batch jobs ---------------------------------------------------------
+
+    def submit_batch(
+        self,
+        name: str,
+        data: BatchInput,
+        *,
+        job_priority: int = 0,
+        dry_run: bool = False,
+        job_name: str | None = None,
+        description: str | None = None,
+        id_column: str | None = None,
+        content_key: str | None = None,
+    ) -> str:
+        if job_name is not None and len(job_name) > MAX_JOB_NAME:
+            raise ValidationError(f"name: job names are at most {MAX_JOB_NAME} characters, got {len(job_name)}")
+        tag = _content_tag(content_key, dry_run=dry_run) if content_key is not None else None
+        description = _tagged_description(description, tag)
+        if tag is not None:
+            existing = self._job_with_tag(tag)
+            if existing is not None:
+                return existing
+        fields: dict[str, Any] = {
+            "model": name,
+            "job_priority": job_priority,
+            "json_schema": None,
+            "system_prompt": None,
+            "cost_estimate": bool(dry_run),
+            "sampling_params": None,
+            "random_seed_per_input": False,
+            "truncate_rows": False,
+            "name": job_name,
+            "description": description,
+        }
+        if id_column is not None:
+            fields["id_column_name"] = id_column
+        what = f"batch job for Function {name!r}"
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
+            size = _write_batch_body(body, fields, data, id_column=id_column)
+            response = self._request(
+                "POST",
+                "batch-inference",
+                what=what,
+                idempotent=False,
+                body_file=body,
+                headers={"Content-Type": "application/json", "Content-Length": str(size)},
+            )
+        if response.status_code != 200:  # the SDK treats any other 2xx as a failure too
+            raise ServerError(f"{what}: expected HTTP 200, got {response.status_code}")
+        job_id = self._json(response, what=what, key="results")
+        if not isinstance(job_id, str) or not job_id:
+            raise ServerError(f"{what}: the server answered without a job id")
+        return job_id
+
+    def _job_with_tag(self, tag: str) -> str | None:
+        for job in self.list_jobs():
+            if (job.get("description") or "").endswith(tag) and job.get("status") not in ("FAILED", "CANCELLED"):
+                return job["job_id"]
+        return None
+
+    def get_job_status(self, job_id: str) -> str:
+        what = f"job {job_id}"
+        response = self._request("GET", f"job-status/{_segment(job_id)}", what=what, idempotent=True)
+        statuses = self._json(response, what=what, key="job_status")
+        status = statuses.get(job_id) if isinstance(statuses, dict) else None
+        if not isinstance(status, str):
+            raise ServerError(f"{what}: the status answer does not name this job")
+        return status
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        what = f"job {job_id}"
+        response = self._request("GET", f"jobs/{_segment(job_id)}", what=what, idempotent=True)
+        job = self._json(response, what=what, key="job")
+        if not isinstance(job, dict):
+            raise ServerError(f"{what}: the job answer is not an object")
+        return job
+
+    def stream_job_progress(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """Progress events until the job is terminal. A stream that ends or drops early is
+        re-opened (the job's status decides); a server that is down or answering 5xx (a restart,
+        a deploy) is waited for, up to `reconnect_seconds`."""
+        what = f"progress of job {job_id}"
+        path = f"stream-job-progress/{_segment(job_id)}"
+        attempt, down_since = 0, None
+        while True:
+            try:
+                with self._client.stream("GET", path, timeout=self._stream_timeout) as response:
+                    if not response.is_success:
+                        response.read()
+                        try:
+                            raise_for_response(response, what=what)
+                        except SutroSQLError as exc:
+                            raise self._scrubbed(exc) from None
+                    attempt, down_since = 0, None
+                    for line in response.iter_lines():
+                        event = _event(line)
+                        if event is not None:
+                            yield event
+                status = self.get_job_status(job_id)
+            except (httpx.TransportError, BackendUnavailableError, ServerError) as exc:
+                if isinstance(exc, ServerError) and exc.status_code not in RETRYABLE_STATUS:
+                    raise
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > self._reconnect_seconds:
+                    raise BackendUnavailableError(f"{what}: server unreachable ({type(exc).__name__})") from None
+                self._retry.sleep(min(2.0, self._retry.backoff(attempt)))
+                attempt += 1
+                continue
+            if status in TERMINAL_STATUSES:
+                return
+            self._retry.sleep(0.2)  # the stream closed early (a restarting server): open it again
+
+    def get_job_results(self, job_id: str, *, include_inputs: bool = False) -> pa.Table:
+        what = f"results of job {job_id}"
+        body = {"job_id": job_id, "include_inputs": include_inputs, "include_cumulative_logprobs": False}
+        body["include_errors"] = True  # sutro-sql serve adds per-row errors; other deployments ignore it
+        response = self._request("POST", "job-results", what=what, idempotent=True, json=body)
+        columns = self._json(response, what=what, key="results")
+        return _results_table(columns, include_inputs=include_inputs, what=what)
+
+    def cancel_job(self, job_id: str) -> None:
+        self._request("GET", f"job-cancel/{_segment(job_id)}", what=f"cancel job {job_id}", idempotent=True)
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        response = self._request("GET", "list-jobs", what="list jobs", idempotent=True)
+        jobs = self._json(response, what="list jobs", key="jobs")
+        if not isinstance(jobs, list):
+            raise ServerError("list jobs: `jobs` is not a list")
+        return jobs
+
+    def get_quotas(self) -> list[dict[str, Any]]:
+        response = self._request("GET", "get-quotas", what="quotas", idempotent=True)
+        return self._json(response, what="quotas", key="quotas")
+
+    def check_auth(self) -> bool:
+        try:
+            response = self._request("GET", "auth/check", what="auth check", idempotent=True)
+        except AuthenticationError:
+            return False
+        return self._json(response, what="auth check", key="authenticated") is True
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RemoteBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _segment(value: str) -> str:
+    """A path segment: names and job ids are URL-safe already; anything else cannot escape the path."""
+    return quote(str(value), safe="")
+
+
+def _content_tag(content_key: str, *, dry_run: bool) -> str:
+    """The description tag of a keyed job; estimates get their own, so a real run never
+    re-attaches to a cost estimate of the same rows."""
+    return CONTENT_TAG.format(key=f"estimate:{content_key}" if dry_run else content_key)
+
+
+def _tagged_description(description: str | None, tag: str | None) -> str | None:
+    if tag is None:
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise ValidationError(f"description: at most {MAX_DESCRIPTION} characters, got {len(description)}")
+        return description
+    if len(tag) > MAX_DESCRIPTION:
+        raise ValidationError("content_key is too long to fit in a job description")
+    if not description:
+        return tag
+    room = MAX_DESCRIPTION - len(tag) - 1
+    return f"{description[:room]} {tag}"
+
+
+def _file_chunks(body: IO[bytes]) -> Iterator[bytes]:
+    while chunk := body.read(BODY_CHUNK):
+        yield chunk
+
+
+def _write_batch_body(out: IO[bytes], fields: dict[str, Any], data: BatchInput, *, id_column: str | None) -> int:
+    """Write the batch-inference JSON body, rows streamed from `data`; returns the body size.
+
+    An http(s) URL string is sent as the URL (the deployment downloads it); a local
+    .csv/.parquet path is read in record batches, never whole.
+    """
+    if isinstance(data, str) and data.startswith(("http://", "https://")):
+        payload = json.dumps({**fields, "inputs": data}).encode()
+        out.write(payload)
+        return len(payload)
+    head = json.dumps(fields)
+    out.write(head[:-1].encode() + b', "inputs": [')
+    count = 0
+    for row in _rows(data):
+        if id_column is not None and isinstance(row, dict) and id_column not in row:
+            raise ValidationError(f"id_column: row {count} has no column {id_column!r}")
+        if count:
+            out.write(b",")
+        out.write(json.dumps(row, default=str, ensure_ascii=False).encode())
+        count += 1
+    out.write(b"]}")
+    if count == 0:
+        raise ValidationError("inputs: a batch needs at least one row")
+    return out.tell()
+
+
+def _rows(data: BatchInput) -> Iterator[dict[str, Any]]:
+    if isinstance(data, (str, Path)):
+        yield from _file_rows(Path(data))
+    elif isinstance(data, pa.Table):
+        for batch in data.to_batches(max_chunksize=ROW_BATCH):
+            yield from batch.to_pylist()
+    elif isinstance(data, pa.RecordBatchReader):
+        for batch in data:
+            yield from batch.to_pylist()
+    elif hasattr(data, "to_arrow"):  # a polars DataFrame
+        yield from _rows(data.to_arrow())
+    elif hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame (iterating it gives column names)
+        yield from data.to_dict(orient="records")
+    elif isinstance(data, Iterable):
+        for index, row in enumerate(data):
+            if not isinstance(row, (dict, str)):
+                raise ValidationError(f"inputs: row {index} is a {type(row).__name__}, expected an object")
+            yield row
+    else:
+        raise ValidationError(f"inputs: cannot read rows from a {type(data).__name__}")
+
+
+def _file_rows(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.is_file():
+        raise ValidationError(f"inputs: no such file {str(path)!r}")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_BATCH):
+            yield from batch.to_pylist()
+    elif suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+        # Every column as text: "00123" stays "00123", as a Function input should.
+        options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header})
+        for batch in pa_csv.open_csv(path, convert_options=options):
+            yield from batch.to_pylist()
+    else:
+        raise ValidationError(f"inputs: {path.name}: only .csv and .parquet files can be sent")
+
+
+def _event(line: str) -> dict[str, Any] | None:
+    """One NDJSON progress line; blank, non-JSON or untyped lines are skipped (as the SDK does)."""
+    if not line.strip():
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "update_type" in event else None
+
+
+def _json_text(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _results_table(columns: Any, *, include_inputs: bool, what: str) -> pa.Table:
+    """v1 result columns -> [inputs], [id columns], outputs, confidence_score, error."""
+    if not isinstance(columns, dict) or not isinstance(columns.get("outputs"), list):
+        raise ServerError(f"{what}: results are not columns with an `outputs` list")
+    lengths = {name: len(values) for name, values in columns.items() if isinstance(values, list)}
+    if len(set(lengths.values())) != 1 or len(lengths) != len(columns):
+        raise ServerError(f"{what}: result columns have unequal lengths {lengths}")
+    outputs = [_json_text(v) for v in columns["outputs"]]
+    arrays: dict[str, pa.Array] = {}
+    if include_inputs and "inputs" in columns:
+        arrays["inputs"] = pa.array([_json_text(v) for v in columns["inputs"]], pa.string())
+    for name, values in columns.items():
+        if name not in RESULT_COLUMNS:
+            try:
+                arrays[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                arrays[name] = pa.array([_json_text(v) for v in values], pa.string())
+    arrays["outputs"] = pa.array(outputs, pa.string())
+    scores = columns.get("confidence_score") or [None] * len(outputs)
+    arrays["confidence_score"] = pa.array([None if s is None else float(s) for s in scores], pa.float64())
+    if isinstance(columns.get("error"), list):
+        errors = [None if e is None else str(e) for e in columns["error"]]
+    else:  # a deployment without per-row errors marks a failed row by a null output
+        errors = [None if o is not None else "the deployment returned no answer for this row" for o in outputs]
+    arrays["error"] = pa.array(errors, pa.string())
+    return pa.table(arrays)

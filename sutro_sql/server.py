@@ -1,0 +1,544 @@
+"""`sutro-sql serve`: a Backend (the local deployment) over the v1 HTTP API (sutro-api-v1.md §9).
+
+The routes are a thin layer over the Backend protocol, which mirrors v1 call
+for call: parse and check the request, call the backend in a worker thread,
+shape the answer exactly as the official SDK reads it. Every error is JSON
+`{detail, code, request_id}` with the id echoed in `X-Request-ID`; nothing is
+compressed, so the SDK's auxiliary lookups (§1.4) always work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .backends.base import TERMINAL_STATUSES, Backend
+from .config import resolve_home
+from .errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ConflictError,
+    JobFailedError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    SutroSQLError,
+    ValidationError,
+)
+from .urls import is_loopback_host
+
+MAX_BODY_BYTES = 256 << 20
+MAX_JOB_NAME = 45
+MAX_DESCRIPTION = 512
+MAX_EXPIRES_SECONDS = 604_800
+MAX_DOWNLOAD_BYTES = 16 << 30
+MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
+PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
+
+#: Typed errors -> HTTP status (first match wins; a status set on the error beats this table).
+_STATUS_BY_ERROR: tuple[tuple[type[SutroSQLError], int], ...] = (
+    (RateLimitError, 429),
+    (AuthenticationError, 401),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (JobFailedError, 409),
+    (ValidationError, 422),
+    (ConfigurationError, 503),
+    (BackendUnavailableError, 503),
+)
+
+
+class _JSON(JSONResponse):
+    """Compact JSON; values Arrow hands back (dates, decimals) become strings."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _error_response(
+    status: int, detail: str, code: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
+    return _JSON({"detail": detail, "code": code, "request_id": request_id}, status_code=status, headers=headers)
+
+
+def _request_id(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "rt_unknown")
+
+
+class _Gate:
+    """Pure ASGI middleware: a request id on every response, and the `Key` check on API routes."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._expected = f"Key {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"rt_{uuid.uuid4().hex[:16]}"
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        path: str = scope["path"]
+        if path.startswith("/v1/") and not path.startswith(PUBLIC_PREFIX) and not self._authorized(scope):
+            response = _error_response(401, "Invalid or missing API key.", "unauthorized", request_id)
+            await response(scope, receive, send_with_id)
+            return
+        await self.app(scope, receive, send_with_id)
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return hmac.compare_digest(value.strip(), self._expected)
+        return False
+
+
+# -- request parsing ------------------------------------------------------------------------
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: lenient (NaN/Infinity tokens accepted, as Python's encoder
+    writes them for pandas gaps), bounded in size."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise _HTTPError(
+                413, f"Request body exceeds {MAX_BODY_BYTES >> 20} MB; send a file URL instead.", "payload_too_large"
+            )
+    try:
+        data = json.loads(body) if body else None
+    except ValueError as exc:
+        raise _HTTPError(400, f"Request body is not valid JSON: {exc}", "invalid_request") from None
+    if not isinstance(data, dict):
+        raise ValidationError("body: expected a JSON object.", code="invalid_request")
+    return data
+
+
+class _HTTPError(Exception):
+    """An error that is about HTTP itself (body size, malformed JSON), not about the backend."""
+
+    def __init__(self, status: int, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.code = status, detail, code
+
+
+def _bool(value: Any, field: str, default: bool = False) -> bool:
+    """A boolean from JSON or a query string; `True`/`true`/`1` alike (requests sends `True`)."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValidationError(f"{field}: expected a boolean, got {value!r}.")
+
+
+def _optional_text(body: dict[str, Any], field: str, limit: int) -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field}: expected a string.")
+    if len(value) > limit:
+        raise ValidationError(f"{field}: at most {limit} characters, got {len(value)}.")
+    return value
+
+
+def _priority(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+        raise ValidationError(f"job_priority: must be 0 or 1, got {value!r}.")
+    return value
+
+
+# -- the API --------------------------------------------------------------------------------
+
+
+class _API:
+    """Route handlers over one backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._signing_key = secrets.token_bytes(32)
+        self._stream_slots: anyio.CapacityLimiter | None = None
+
+    async def next_event(self, events: Iterator[dict[str, Any]]) -> dict[str, Any] | None:
+        """The next progress event, or None at the end. Waiting for one can block a thread for a
+        heartbeat interval, so streams draw on their own threads and never starve the API calls."""
+        if self._stream_slots is None:
+            self._stream_slots = anyio.CapacityLimiter(MAX_STREAMS)
+        return await anyio.to_thread.run_sync(next, events, None, limiter=self._stream_slots)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def run_function(self, request: Request) -> Response:
+        body = await _json_body(request)
+        if "input" not in body:
+            raise ValidationError("input: field required.")
+        value = body["input"]
+        if not isinstance(value, (dict, str)):
+            raise ValidationError(f"input: expected an object or a string, got {type(value).__name__}.")
+        confidence = _bool(body.get("confidence_scoring"), "confidence_scoring", default=True)
+        name = request.path_params["name"]
+        answer = await self.call(self.backend.run_function, name, value, confidence_scoring=confidence)
+        return _JSON(answer)
+
+    async def batch_inference(self, request: Request) -> Response:
+        body = await _json_body(request)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValidationError("model: the name of a published Function is required.")
+        inputs = body.get("inputs")
+        if isinstance(inputs, str) and inputs.startswith("dataset-"):
+            raise ValidationError("inputs: datasets have been removed; send rows or a file URL.")
+        if isinstance(inputs, str) and not inputs.startswith(("http://", "https://")):
+            raise ValidationError("inputs: expected a list of rows or an http(s) URL of a .csv/.parquet file.")
+        if not isinstance(inputs, (list, str)) or not inputs:
+            raise ValidationError("inputs: expected a non-empty list of rows.")
+        for field in ("json_schema", "system_prompt"):
+            if body.get(field) is not None:
+                raise ValidationError(f"{field}: not allowed for a Function job; the Function defines it.")
+        dry_run = any(_bool(body.get(alias), alias) for alias in ("cost_estimate", "dryrun", "dry_run"))
+        id_column = body.get("id_column_name")
+        if id_column is not None and not isinstance(id_column, str):
+            raise ValidationError("id_column_name: expected a string.")
+        options = {
+            "job_priority": _priority(body.get("job_priority")),
+            "dry_run": dry_run,
+            "job_name": _optional_text(body, "name", MAX_JOB_NAME),
+            "description": _optional_text(body, "description", MAX_DESCRIPTION),
+            "id_column": id_column,
+        }
+        if isinstance(inputs, list):
+            job_id = await self.call(self.backend.submit_batch, model, inputs, **options)
+        else:
+            job_id = await self.call(self._submit_from_url, model, inputs, options)
+        return _JSON({"results": job_id, "metadata": {"job_id": job_id, "message": "Job created successfully"}})
+
+    def _submit_from_url(self, model: str, url: str, options: dict[str, Any]) -> str:
+        """Download the file (as a deployment would), submit it as a local file, then drop it."""
+        suffix = Path(urlsplit(url).path).suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ValidationError("inputs: the URL must name a .csv or .parquet file.")
+        folder = Path(self.backend.home) / "downloads"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{uuid.uuid4().hex}{suffix}"
+        try:
+            _download(url, target)
+            return self.backend.submit_batch(model, str(target), **options)
+        finally:
+            target.unlink(missing_ok=True)
+
+    async def job_status(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        status = await self.call(self.backend.get_job_status, job_id)
+        return _JSON({"job_status": {job_id: status}})
+
+    async def job(self, request: Request) -> Response:
+        return _JSON({"job": await self.call(self.backend.get_job, request.path_params["job_id"])})
+
+    async def stream_progress(self, request: Request) -> Response:
+        events = await self.call(self.backend.stream_job_progress, request.path_params["job_id"])
+
+        async def lines() -> AsyncIterator[bytes]:
+            while (event := await self.next_event(events)) is not None:
+                yield json.dumps(event, separators=(",", ":")).encode() + b"\n"
+            # The job is terminal: a last heartbeat makes an attached SDK look at the status now
+            # instead of polling for it after the stream closes.
+            yield b'{"update_type":"heartbeat"}\n'
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
+
+    async def job_results(self, request: Request) -> Response:
+        body = await _json_body(request)
+        job_id = body.get("job_id")
+        if not isinstance(job_id, str) or not job_id:
+            raise ValidationError("job_id: field required.")
+        columns = await self._result_columns(
+            job_id,
+            include_inputs=_bool(body.get("include_inputs"), "include_inputs"),
+            include_logprobs=_bool(body.get("include_cumulative_logprobs"), "include_cumulative_logprobs"),
+            include_errors=_bool(body.get("include_errors"), "include_errors"),
+        )
+        return _JSON({"results": columns, "message": f"Results retrieved successfully for job {job_id}"})
+
+    async def _result_columns(
+        self, job_id: str, *, include_inputs: bool, include_logprobs: bool, include_errors: bool
+    ) -> dict[str, list[Any]]:
+        """v1 §5.6 columns in row order: [inputs], [id column], outputs, confidence_score,
+        [cumulative_logprobs], [error]. Optional columns only when asked (the SDK keeps extras)."""
+        table: pa.Table = await self.call(self.backend.get_job_results, job_id, include_inputs=include_inputs)
+        columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "error"}
+        if not include_inputs:
+            columns.pop("inputs", None)
+        if include_logprobs:
+            columns["cumulative_logprobs"] = [None] * table.num_rows
+        if include_errors and "error" in table.column_names:
+            columns["error"] = table.column("error").to_pylist()
+        return columns
+
+    async def results_url(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        query = request.query_params
+        if query.get("format", "parquet") != "parquet":
+            raise _HTTPError(
+                400, f"format: only 'parquet' is supported, got {query.get('format')!r}.", "unsupported_format"
+            )
+        include_inputs = _bool(query.get("include_inputs"), "include_inputs")
+        include_logprobs = _bool(query.get("include_cumulative_logprobs"), "include_cumulative_logprobs")
+        try:
+            expires_in = int(query.get("expires_in_seconds", "3600"))
+        except ValueError:
+            raise ValidationError("expires_in_seconds: expected an integer.") from None
+        if not 1 <= expires_in <= MAX_EXPIRES_SECONDS:
+            raise ValidationError(f"expires_in_seconds: must be 1..{MAX_EXPIRES_SECONDS}, got {expires_in}.")
+        filename = f"sutro-results~{job_id}~inputs={int(include_inputs)}~logprobs={int(include_logprobs)}.parquet"
+        path = Path(self.backend.home) / "artifacts" / filename
+        if not path.exists():  # results are immutable: build once per (job, flags), then reuse
+            columns = await self._result_columns(
+                job_id, include_inputs=include_inputs, include_logprobs=include_logprobs, include_errors=False
+            )
+            await self.call(_write_parquet, columns, path)
+        else:
+            await self.call(self.backend.get_job_status, job_id)  # unknown job -> 404 even if cached
+        expires = int(time.time()) + expires_in
+        url = str(
+            request.url_for("artifact", filename=filename).include_query_params(
+                expires=expires, signature=self._sign(filename, expires)
+            )
+        )
+        return _JSON(
+            {
+                "job_id": job_id,
+                "format": "parquet",
+                "include_inputs": include_inputs,
+                "include_cumulative_logprobs": include_logprobs,
+                "expires_in_seconds": expires_in,
+                "artifact": {
+                    "bucket": "local",
+                    "key": f"artifacts/{filename}",
+                    "filename": filename,
+                    "size_bytes": path.stat().st_size,
+                },
+                "urls": {"get": url, "head": url},
+            }
+        )
+
+    def _sign(self, filename: str, expires: int) -> str:
+        return hmac.new(self._signing_key, f"{filename}|{expires}".encode(), hashlib.sha256).hexdigest()
+
+    async def artifact(self, request: Request) -> Response:
+        filename = request.path_params["filename"]
+        try:
+            expires = int(request.query_params.get("expires", ""))
+        except ValueError:
+            expires = 0
+        signature = request.query_params.get("signature", "")
+        if expires < time.time() or not hmac.compare_digest(signature, self._sign(filename, expires)):
+            return _error_response(
+                403, "The download link is invalid or has expired.", "forbidden", _request_id(request)
+            )
+        path = Path(self.backend.home) / "artifacts" / filename
+        if "/" in filename or not path.is_file():
+            raise NotFoundError("No such artifact.", code="not_found")
+        return FileResponse(path, media_type="application/vnd.apache.parquet", filename=filename)
+
+    async def cancel(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        status = await self.call(self.backend.get_job_status, job_id)
+        if status in TERMINAL_STATUSES:
+            return _JSON(
+                {
+                    "cancelled": False,
+                    "message": f"Job {job_id} could not be cancelled because it has already completed ({status}).",
+                }
+            )
+        await self.call(self.backend.cancel_job, job_id)
+        return _JSON({"cancelled": True, "message": f"Job {job_id} has been successfully cancelled"})
+
+    async def list_jobs(self, request: Request) -> Response:
+        jobs = await self.call(self.backend.list_jobs)
+        if "limit" not in request.query_params:
+            return _JSON({"message": "Jobs retrieved successfully.", "jobs": jobs})
+        try:
+            limit = int(request.query_params["limit"])
+            start = int(request.query_params.get("cursor") or 0)
+        except ValueError:
+            raise ValidationError("limit/cursor: expected integers.") from None
+        if not 1 <= limit <= 100:
+            raise ValidationError(f"limit: must be 1..100, got {limit}.")
+        end = start + limit
+        return _JSON({"jobs": jobs[start:end], "next_cursor": str(end) if end < len(jobs) else None})
+
+    async def quotas(self, request: Request) -> Response:
+        return _JSON({"quotas": await self.call(self.backend.get_quotas)})
+
+    async def auth_check(self, request: Request) -> Response:
+        return _JSON({"authenticated": True})
+
+
+def _download(url: str, target: Path) -> None:
+    """Stream `url` into `target`, bounded in time and size; failures name the `inputs` field."""
+    written = 0
+    try:
+        with httpx.stream("GET", url, timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True) as response:
+            if not response.is_success:
+                raise ValidationError(f"inputs: downloading the file failed with HTTP {response.status_code}.")
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    written += len(chunk)
+                    if written > MAX_DOWNLOAD_BYTES:
+                        raise ValidationError(f"inputs: the file is larger than {MAX_DOWNLOAD_BYTES >> 30} GB.")
+                    out.write(chunk)
+    except httpx.HTTPError as exc:
+        raise ValidationError(f"inputs: cannot download the file ({type(exc).__name__}).") from None
+
+
+def _write_parquet(columns: dict[str, list[Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    pq.write_table(pa.table({name: pa.array(values) for name, values in columns.items()}), partial)
+    partial.replace(path)
+
+
+def _routes(api: _API) -> list[Route]:
+    """Each v1 path, with and without a trailing slash (the docs show both; no redirects)."""
+    table: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str], str | None]] = [
+        ("/v1/functions/{name}/run", api.run_function, ["POST"], None),
+        ("/v1/batch-inference", api.batch_inference, ["POST"], None),
+        ("/v1/job-status/{job_id}", api.job_status, ["GET"], None),
+        ("/v1/jobs/{job_id}", api.job, ["GET"], None),
+        ("/v1/stream-job-progress/{job_id}", api.stream_progress, ["GET"], None),
+        ("/v1/job-results", api.job_results, ["POST"], None),
+        ("/v1/jobs/{job_id}/results-url", api.results_url, ["GET"], None),
+        ("/v1/artifacts/{filename}", api.artifact, ["GET", "HEAD"], "artifact"),
+        ("/v1/job-cancel/{job_id}", api.cancel, ["GET", "POST"], None),
+        ("/v1/list-jobs", api.list_jobs, ["GET"], None),
+        ("/v1/get-quotas", api.quotas, ["GET"], None),
+        ("/v1/auth/check", api.auth_check, ["GET"], None),
+    ]
+    routes = []
+    for path, endpoint, methods, name in table:
+        routes.append(Route(path, endpoint, methods=methods, name=name))
+        routes.append(Route(path + "/", endpoint, methods=methods))
+    return routes
+
+
+def create_app(backend: Backend, api_key: str) -> ASGIApp:
+    """The v1 API over `backend`, for clients sending `Authorization: Key <api_key>`."""
+    if not api_key:
+        raise ConfigurationError("sutro-sql serve needs a non-empty API key.")
+    api = _API(backend)
+
+    async def on_sutro_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SutroSQLError)
+        status = exc.status_code or next((s for t, s in _STATUS_BY_ERROR if isinstance(exc, t)), None)
+        if status is None:
+            status = 502 if isinstance(exc, ServerError) and exc.code != "internal_error" else 500
+        headers = None
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            headers = {"Retry-After": f"{exc.retry_after:g}"}
+        return _error_response(status, exc.detail, exc.code, _request_id(request), headers)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, _HTTPError):
+            return _error_response(exc.status, exc.detail, exc.code, _request_id(request))
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        detail = f"{exc.detail}: {request.method} {request.url.path}"
+        return _error_response(exc.status_code, detail, code, _request_id(request), exc.headers)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        return _error_response(500, f"Internal error ({type(exc).__name__}).", "internal_error", _request_id(request))
+
+    app = Starlette(
+        routes=_routes(api),
+        exception_handlers={
+            SutroSQLError: on_sutro_error,
+            _HTTPError: on_http_error,
+            HTTPException: on_http_error,
+            Exception: on_crash,
+        },
+    )
+    return _Gate(app, api_key)
+
+
+def serve(
+    *,
+    home: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    api_key: str,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    backend: Backend | None = None,
+) -> None:
+    """Serve `backend` (default: the LocalBackend of `home`) until interrupted.
+
+    Plain HTTP only on a loopback host: anywhere else the key would cross a network in clear,
+    so both `ssl_certfile` and `ssl_keyfile` are required.
+    """
+    import uvicorn
+
+    if not api_key:
+        raise ConfigurationError("sutro-sql serve needs an API key (--api-key or SUTRO_SQL_SERVE_API_KEY).")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigurationError("HTTPS needs both ssl_certfile and ssl_keyfile.")
+    if not is_loopback_host(host) and ssl_certfile is None:
+        raise ConfigurationError(
+            f"Refusing to serve plain HTTP on {host!r}: bind 127.0.0.1/localhost, or pass ssl_certfile and ssl_keyfile."
+        )
+    owned = backend is None
+    if backend is None:
+        from .backends.local import LocalBackend
+
+        backend = LocalBackend(resolve_home(home))
+    scheme = "https" if ssl_certfile else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"sutro-sql: serving {backend.identity} at {scheme}://{shown_host}:{port}/v1", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            create_app(backend, api_key),
+            host=host,
+            port=port,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if owned:
+            backend.close()
