@@ -1,0 +1,258 @@
+"""The answer cache: identical inputs to one Function revision are answered once, ever.
+
+Two layers:
+
+- on disk, SQLite at ``<home>/cache/answers.sqlite`` (WAL, safe across processes):
+  ``answers(key, answer)`` where key = sha256(backend identity, Function, revision,
+  canonical input) and answer is the `sutro_run` STRUCT value as JSON; plus
+  ``batch_jobs(backend, content_key, job_id)``, the ledger that lets a re-run of
+  `sutro_batch` (in this process or after a crash) re-attach to its job;
+- in memory, per (backend, Function, revision), a `FunctionAnswers`: the answers as
+  one Arrow array plus the DuckDB hash of each input seen (sorted, with its slot),
+  so a warm vector is one vectorized hash lookup, one text comparison and one `take`.
+
+Remote backends do not publish a revision, so their answers are keyed by the
+Function name alone: after the Function is republished remotely, pass
+``cache := false`` (or clear the folder) to see new answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .answers import ANSWER_TYPE
+
+#: Memory layer bound: past this many answers for one Function, start over (the disk layer stays).
+MAX_MEMORY_ANSWERS = 2_000_000
+_SQLITE_BATCH = 500
+
+
+def answer_key(identity: str, function: str, revision: str, canonical_input: str) -> str:
+    """The disk cache key: never contains anything secret (identity is secret-free by contract)."""
+    return hashlib.sha256("\x1f".join((identity, function, revision, canonical_input)).encode()).hexdigest()
+
+
+class FunctionAnswers:
+    """In-memory answers of one (backend, Function, revision). Thread-safe.
+
+    Inputs are found by the DuckDB `hash()` of the input value (an int, cheap to
+    look up), confirmed against the exact input text, so a hash collision can only
+    cost a slow lookup, never a wrong answer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # held by callers that check memory and in-flight calls together
+        self._by_hash: dict[int, int] = {}  # input hash -> text entry
+        self._sorted_hashes = np.empty(0, np.uint64)  # the same map, sorted, for vectorized lookups
+        self._sorted_entries = np.empty(0, np.int64)
+        self._unsorted: list[tuple[int, int]] = []
+        self._texts = _GrowingArray(pa.string())  # text entry -> input text
+        self._text_slots: list[int] = []  # text entry -> answer slot
+        self._text_slots_np = np.empty(0, np.int64)
+        self._by_canonical: dict[str, int] = {}
+        self._answers = _GrowingArray(ANSWER_TYPE)
+
+    def lookup_rows(self, hashes: np.ndarray, inputs: pa.Array) -> pa.Array | None:
+        """Per row, the answer slot of its input (NULL for NULL input); None if any input is new."""
+        valid = None if inputs.null_count == 0 else inputs.is_valid().to_numpy(zero_copy_only=False)
+        with self.lock:
+            self._sort_new_hashes()
+            if not len(self._sorted_hashes):
+                return None
+            order = np.argsort(hashes)  # sorted probes walk the sorted keys in order: much faster
+            positions = np.empty(len(hashes), np.int64)
+            positions[order] = np.searchsorted(self._sorted_hashes, hashes[order])
+            np.minimum(positions, len(self._sorted_hashes) - 1, out=positions)
+            found = self._sorted_hashes[positions] == hashes
+            if valid is not None:
+                found |= ~valid
+            if not found.all():
+                return None
+            entries = self._sorted_entries[positions]
+            if len(self._text_slots_np) < len(self._text_slots):
+                self._text_slots_np = np.asarray(self._text_slots, np.int64)
+            known = self._texts.take(pa.array(entries))
+            slots = self._text_slots_np[entries]
+        if pc.equal(known, inputs).false_count:  # a hash collision: let the slow path sort it out
+            return None
+        return pa.array(slots, mask=None if valid is None else ~valid)
+
+    def slots_for_texts(self, texts: list[str], hashes: list[int]) -> list[int | None]:
+        with self.lock:
+            entries = [self._by_hash.get(h) for h in hashes]
+            return [
+                None if entry is None or self._texts.value(entry) != text else self._text_slots[entry]
+                for text, entry in zip(texts, entries, strict=True)
+            ]
+
+    def slot_for_canonical(self, canonical: str) -> int | None:
+        with self.lock:
+            return self._by_canonical.get(canonical)
+
+    def add(self, text: str, text_hash: int, canonical: str, row: dict[str, Any] | None = None) -> int:
+        """Remember `row` for `canonical` (or reuse the slot already holding it); map `text` to it."""
+        with self.lock:
+            slot = self._by_canonical.get(canonical)
+            if slot is None:
+                if len(self._answers) >= MAX_MEMORY_ANSWERS:
+                    self._clear()
+                slot = len(self._answers)
+                self._answers.append(row)
+                self._by_canonical[canonical] = slot
+            entry = self._by_hash.get(text_hash)
+            if entry is not None and self._texts.value(entry) == text and self._text_slots[entry] == slot:
+                return slot  # this text is already known
+            self._by_hash[text_hash] = len(self._text_slots)
+            self._unsorted.append((text_hash, len(self._text_slots)))
+            self._texts.append(text)
+            self._text_slots.append(slot)
+            return slot
+
+    def _sort_new_hashes(self) -> None:
+        """Merge hashes added since the last lookup into the sorted arrays (newest first among equals)."""
+        if not self._unsorted:
+            return
+        new = np.array(self._unsorted, dtype=np.uint64)
+        self._unsorted = []
+        order = np.lexsort((-new[:, 1].astype(np.int64), new[:, 0]))  # by hash, newest entry first
+        hashes, entries = new[order, 0], new[order, 1].astype(np.int64)
+        at = np.searchsorted(self._sorted_hashes, hashes)
+        self._sorted_hashes = np.insert(self._sorted_hashes, at, hashes)
+        self._sorted_entries = np.insert(self._sorted_entries, at, entries)
+
+    def row(self, slot: int) -> dict[str, Any]:
+        return self._answers.value(slot)
+
+    def take(self, slots: pa.Array) -> pa.StructArray:
+        """The answers at `slots` (an int64 array, nulls allowed) as one Arrow array."""
+        with self.lock:
+            return self._answers.take(slots)
+
+    def _clear(self) -> None:
+        self._by_hash.clear()
+        self._sorted_hashes = np.empty(0, np.uint64)
+        self._sorted_entries = np.empty(0, np.int64)
+        self._unsorted = []
+        self._texts = _GrowingArray(pa.string())
+        self._text_slots = []
+        self._text_slots_np = np.empty(0, np.int64)
+        self._by_canonical.clear()
+        self._answers = _GrowingArray(ANSWER_TYPE)
+
+
+class _GrowingArray:
+    """An append-only Arrow array: Python values pile up and become a chunk when read; chunks
+    merge when there are many, or on the first read that adds nothing (the warm path), so
+    appends stay cheap and warm reads are one `take` on one array."""
+
+    MAX_CHUNKS = 8
+
+    def __init__(self, kind: pa.DataType) -> None:
+        self.kind = kind
+        self._chunks: list[pa.Array] = []
+        self._pending: list[Any] = []
+        self._values: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def append(self, value: Any) -> None:
+        self._pending.append(value)
+        self._values.append(value)
+
+    def value(self, index: int) -> Any:
+        return self._values[index]
+
+    def take(self, indices: pa.Array) -> pa.Array:
+        if self._pending:
+            self._chunks.append(pa.array(self._pending, self.kind))
+            self._pending = []
+            if len(self._chunks) > self.MAX_CHUNKS:
+                self._chunks = [pa.concat_arrays(self._chunks)]
+        elif len(self._chunks) > 1:  # nothing new since the last read: merge once for fast takes
+            self._chunks = [pa.concat_arrays(self._chunks)]
+        if len(self._chunks) == 1:
+            return self._chunks[0].take(indices)
+        return pa.chunked_array(self._chunks, self.kind).take(indices).combine_chunks()
+
+
+class AnswerStore:
+    """The disk layer plus the per-Function memory layers; one per cache file per process."""
+
+    _open: dict[Path, AnswerStore] = {}
+    _open_lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL, created REAL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS batch_jobs (backend TEXT NOT NULL, content_key TEXT NOT NULL, "
+            "job_id TEXT NOT NULL, created REAL, PRIMARY KEY (backend, content_key))"
+        )
+        self._memory: dict[tuple[str, str, str], FunctionAnswers] = {}
+
+    @classmethod
+    def open(cls, home: str | Path) -> AnswerStore:
+        """The process-wide store for ``<home>/cache/answers.sqlite``."""
+        path = (Path(home) / "cache" / "answers.sqlite").resolve()
+        with cls._open_lock:
+            store = cls._open.get(path)
+            if store is None:
+                store = cls._open[path] = cls(path)
+            return store
+
+    def memory(self, identity: str, function: str, revision: str) -> FunctionAnswers:
+        key = (identity, function, revision)
+        with self._lock:
+            answers = self._memory.get(key)
+            if answers is None:
+                answers = self._memory[key] = FunctionAnswers()
+            return answers
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(keys), _SQLITE_BATCH):
+                chunk = keys[start : start + _SQLITE_BATCH]
+                marks = ",".join("?" * len(chunk))
+                for key, answer in self._db.execute(f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk):
+                    found[key] = json.loads(answer)
+        return found
+
+    def put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        if not items:
+            return
+        now = time.time()
+        rows = [(key, json.dumps(row, ensure_ascii=False), now) for key, row in items]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO answers (key, answer, created) VALUES (?, ?, ?)", rows)
+
+    def find_job(self, backend: str, content_key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job_id FROM batch_jobs WHERE backend = ? AND content_key = ?", (backend, content_key)
+            ).fetchone()
+        return row[0] if row else None
+
+    def record_job(self, backend: str, content_key: str, job_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO batch_jobs (backend, content_key, job_id, created) VALUES (?, ?, ?, ?)",
+                (backend, content_key, job_id, time.time()),
+            )

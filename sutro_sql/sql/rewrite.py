@@ -1,0 +1,176 @@
+"""sqlglot over the SQL surface: refuse what is not a read query, and find the calls to rewrite.
+
+Small tree functions, each doing one thing: `validate_read_query` (the query given
+to `sutro_batch`), `sutro_calls` + `literal_function_name` (find calls, insist on a
+string-literal Function name), and `liftable_calls` (which `sutro_run` calls the
+`auto_batch` lift may turn into one batch job).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from ..errors import QueryError
+
+#: A bare (optionally qualified) table or view name: `sutro_batch('fn', 'leads')`.
+TABLE_NAME = re.compile(r'^\s*(?:[A-Za-z_][\w$]*|"[^"]+")(?:\s*\.\s*(?:[A-Za-z_][\w$]*|"[^"]+")){0,2}\s*;?\s*$')
+
+#: Nodes that write, change the catalog or the session: never allowed inside a sutro_batch query.
+WRITE_NODES = tuple(
+    getattr(exp, name)
+    for name in (
+        "Insert Update Delete Merge Create Drop Alter Copy Attach Detach Command Set Pragma Use Install "
+        "TruncateTable Export Transaction Commit Rollback LoadData Analyze"
+    ).split()
+    if hasattr(exp, name)
+)
+SUTRO_FUNCTIONS = ("sutro_run", "sutro_batch")
+
+
+@contextmanager
+def _quiet_sqlglot() -> Iterator[None]:
+    """sqlglot warns when it falls back to a raw Command; we refuse those ourselves."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def parse(query: str) -> list[exp.Expression]:
+    """Parse DuckDB SQL; a ParseError is left to the caller."""
+    with _quiet_sqlglot():
+        return [statement for statement in sqlglot.parse(query, read="duckdb") if statement is not None]
+
+
+def validate_read_query(query: str | None) -> str:
+    """The SQL to run for `sutro_batch`'s query argument, or a QueryError saying why not.
+
+    A table or view name reads the whole table; anything else must parse as exactly
+    one read query (SELECT / WITH / UNION / VALUES ...) with no DDL, DML, ATTACH,
+    COPY, PRAGMA or SET anywhere in it."""
+    if query is None or not query.strip().rstrip(";").strip():
+        raise QueryError("sutro_batch: the query is empty; pass a SELECT or a table name")
+    if TABLE_NAME.match(query):
+        return f"SELECT * FROM {query.strip().rstrip(';').strip()}"
+    try:
+        statements = parse(query)
+    except ParseError as exc:
+        raise QueryError(f"sutro_batch: cannot parse the query: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise QueryError(f"sutro_batch runs a single read query, got {len(statements)} statements")
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        raise QueryError(
+            f"sutro_batch runs only read queries (SELECT, WITH ... SELECT, UNION), got {statement.key.upper()}: "
+            f"{_preview(query)}"
+        )
+    for node in statement.walk():
+        if isinstance(node, WRITE_NODES):
+            raise QueryError(f"sutro_batch runs only read queries; {node.key.upper()} is not allowed")
+    return query.strip().rstrip(";").strip()
+
+
+def sutro_calls(tree: exp.Expression, name: str) -> list[exp.Anonymous]:
+    """Calls of `name` (case-insensitive) anywhere in `tree`, outermost first."""
+    return [call for call in tree.find_all(exp.Anonymous) if call.name.lower() == name]
+
+
+def literal_function_name(call: exp.Anonymous) -> str:
+    """The Function name of a sutro_run/sutro_batch call; it must be a string literal."""
+    first = call.expressions[0] if call.expressions else None
+    if not isinstance(first, exp.Literal) or not first.is_string:
+        shown = first.sql("duckdb") if first is not None else "nothing"
+        raise QueryError(
+            f"{call.name.lower()}: the Function name must be a string literal such as 'lead-qualifier', got {shown}"
+        )
+    return first.this
+
+
+def positional(call: exp.Anonymous) -> list[exp.Expression]:
+    return [arg for arg in call.expressions if not isinstance(arg, exp.PropertyEQ)]
+
+
+def named(call: exp.Anonymous) -> dict[str, exp.Expression]:
+    return {arg.this.name.lower(): arg.expression for arg in call.expressions if isinstance(arg, exp.PropertyEQ)}
+
+
+@dataclass(frozen=True)
+class Lift:
+    """One distinct `sutro_run(fn, input, ...)` the lift answers with a batch job."""
+
+    function: str
+    input: exp.Expression
+    on_error: str
+    calls: tuple[exp.Anonymous, ...]
+
+
+def liftable_calls(tree: exp.Expression) -> list[Lift]:
+    """`sutro_run` calls in the projections of a plain top-level SELECT (no GROUP BY,
+    DISTINCT, LIMIT, window or aggregate around them): the ones whose inputs are
+    exactly the rows of the SELECT's FROM/WHERE. Other calls stay per-row."""
+    if not isinstance(tree, exp.Select) or any(
+        tree.args.get(key) for key in ("group", "having", "distinct", "limit", "offset", "qualify")
+    ):
+        return []
+    groups: dict[tuple[str, str, str], list[exp.Anonymous]] = {}
+    inputs: dict[tuple[str, str, str], exp.Expression] = {}
+    for projection in tree.expressions:
+        for call in sutro_calls(projection, "sutro_run"):
+            if any(isinstance(a, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for a in _ancestors(call, tree)):
+                continue
+            args = positional(call)
+            if len(args) != 2:
+                continue
+            options = named(call)
+            on_error = options.get("on_error")
+            mode = on_error.name if isinstance(on_error, exp.Literal) else "raise"
+            cache = options.get("cache")
+            if cache is not None and not isinstance(cache, exp.Boolean):
+                continue
+            key = (literal_function_name(call), args[1].sql("duckdb"), mode)
+            groups.setdefault(key, []).append(call)
+            inputs.setdefault(key, args[1])
+    return [Lift(fn, inputs[(fn, text, mode)], mode, tuple(calls)) for (fn, text, mode), calls in groups.items()]
+
+
+def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expression]:
+    parent = node.parent
+    while parent is not None and parent is not stop:
+        yield parent
+        parent = parent.parent
+
+
+def inputs_query(tree: exp.Select, lift: Lift) -> str:
+    """SELECT DISTINCT of the lift's input, as JSON text, over the SELECT's own FROM/WHERE."""
+    select = tree.copy()
+    select.set("order", None)
+    json_input = exp.cast(exp.func("to_json", lift.input.copy()), "VARCHAR")
+    select.set("expressions", [json_input.as_("__sutro_input")])
+    select.set("distinct", exp.Distinct())
+    return f"SELECT __sutro_input FROM ({select.sql('duckdb')}) AS __sutro_inputs WHERE __sutro_input IS NOT NULL"
+
+
+def lookup(table: str, lift: Lift) -> exp.Expression:
+    """The expression replacing a lifted call: the batch answer whose input is this row's input."""
+    json_input = exp.cast(exp.func("to_json", lift.input.copy()), "VARCHAR")
+    return exp.Subquery(
+        this=exp.select("__sutro_answers.__sutro_answer")
+        .from_(exp.to_table(table).as_("__sutro_answers"))
+        .where(exp.column("__sutro_input", "__sutro_answers").eq(json_input))
+    )
+
+
+def _preview(query: str, limit: int = 80) -> str:
+    flat = " ".join(query.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
