@@ -17,7 +17,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-base
 
-.PHONY: demo test lint bench
+.PHONY: install demo test lint bench
+install: $(VENV)/.installed-dev
+
 demo: $(VENV)/.installed-base
 	$(BIN)/sutro-sql demo
 
