@@ -168,12 +168,15 @@ class CliState:
     quiet: bool
     _backend: Any = None
 
-    def backend(self) -> Any:
-        """The backend of the global options (remote if an API URL is set, else the local home)."""
+    def backend(self, *, workers: bool = True) -> Any:
+        """The backend of the global options (remote if an API URL is set, else the local home).
+        Commands that only read pass `workers=False`, so they never run other processes' jobs."""
         if self._backend is None:
             from .client import default_backend
 
-            self._backend = default_backend(home=self.home, api_url=self.api_url, api_key=self.api_key)
+            self._backend = default_backend(
+                home=self.home, api_url=self.api_url, api_key=self.api_key, start_workers=workers
+            )
         return self._backend
 
     def progress(self) -> bool | None:
@@ -623,7 +626,7 @@ def functions_list(state: CliState) -> None:
     Example:
       sutro-sql functions list
     """
-    backend = state.backend()
+    backend = state.backend(workers=False)
     if not hasattr(backend, "functions"):
         raise click.UsageError("listing Functions needs the local deployment; a remote one is called by name")
     rows = []
@@ -648,7 +651,7 @@ def functions_show(state: CliState, name: str) -> None:
 
     from .errors import NotFoundError
 
-    spec = state.backend().get_function_spec(name)
+    spec = state.backend(workers=False).get_function_spec(name)
     if spec is None:
         raise NotFoundError(f"Function {name!r}: a remote deployment does not share its spec; call it by name")
     click.echo(f"# revision: {spec.revision}")
@@ -693,7 +696,7 @@ def functions_publish(state: CliState, paths: tuple[Path, ...]) -> None:
     """
     from .functions import load_spec_file, load_specs
 
-    backend = state.backend()
+    backend = state.backend(workers=False)
     if not hasattr(backend, "publish"):
         raise click.UsageError("publishing needs the local deployment; a remote deployment manages its own Functions")
     specs = [spec for path in paths for spec in (load_specs(path).values() if path.is_dir() else load_spec_file(path))]
@@ -782,7 +785,7 @@ def jobs_list(state: CliState, as_json: bool) -> None:
     Example:
       sutro-sql jobs list --json
     """
-    listed = state.backend().list_jobs()
+    listed = state.backend(workers=False).list_jobs()
     if as_json:
         click.echo(json.dumps(listed, default=str))
         return
@@ -801,7 +804,7 @@ def jobs_status(state: CliState, job_id: str, as_json: bool) -> None:
     Example:
       sutro-sql jobs status job-...
     """
-    job = state.backend().get_job(job_id)
+    job = state.backend(workers=False).get_job(job_id)
     if as_json:
         click.echo(json.dumps(job, default=str))
         return
@@ -826,7 +829,7 @@ def jobs_results(state: CliState, job_id: str, output: Path | None, fmt: str | N
       sutro-sql jobs results job-... --output answers.parquet
     """
     fmt = output_format(fmt, output)
-    table = state.backend().get_job_results(job_id, include_inputs=include_inputs)
+    table = state.backend(workers=False).get_job_results(job_id, include_inputs=include_inputs)
     write_table(table, fmt=fmt, output=output)
 
 

@@ -58,9 +58,14 @@ def default_backend(
     home: str | os.PathLike[str] | None = None,
     api_url: str | None = None,
     api_key: str | None = None,
+    *,
+    start_workers: bool = True,
 ) -> Backend:
     """The backend the environment asks for: explicit arguments beat SUTRO_API_URL/SUTRO_API_KEY;
-    a URL and a key -> RemoteBackend; neither -> the embedded LocalBackend in `resolve_home(home)`."""
+    a URL and a key -> RemoteBackend; neither -> the embedded LocalBackend in `resolve_home(home)`.
+
+    `start_workers=False` opens a local home without batch workers, for callers that only read
+    (listing jobs or Functions) and must not pick up other processes' abandoned jobs."""
     url = api_url or os.environ.get(API_URL_ENV) or None
     key = api_key or os.environ.get(API_KEY_ENV) or None
     if url and key:
@@ -76,7 +81,7 @@ def default_backend(
         )
     from .backends.local import LocalBackend
 
-    return LocalBackend(resolve_home(home))
+    return LocalBackend(resolve_home(home), start_workers=start_workers)
 
 
 class FunctionRunResult(dict):

@@ -28,6 +28,20 @@ ENGINE_PATTERN = re.compile(r"^(embedded|openai:.+)$")
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """YAML with YAML 1.2 booleans: only true/false are booleans, so labels such as
+    `yes`, `no`, `on`, `off` stay the strings they were written as."""
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 class FunctionInput(BaseModel):
     """One named input field of a Function."""
 
@@ -82,9 +96,9 @@ class FunctionSpec(BaseModel):
         if isinstance(value, list):
             if not all(isinstance(label, (str, int, float, bool)) for label in value):
                 raise ValueError("a list of labels must hold plain values")
-            return {str(label): "" for label in value}
+            return {convert_value(label): "" for label in value}
         if isinstance(value, dict):
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+            return {convert_value(k): "" if v is None else str(v) for k, v in value.items()}
         return value
 
     @field_validator("engine")
@@ -114,9 +128,18 @@ class FunctionSpec(BaseModel):
         return self
 
     def _check_example(self, index: int, example: FunctionExample) -> None:
+        if isinstance(example.input, dict):
+            unknown = sorted(set(example.input) - set(self.input_names))
+            if unknown:
+                raise ValueError(f"examples[{index}].input: unknown input(s) {unknown}; inputs are {self.input_names}")
+            missing = [f.name for f in self.inputs if f.required and f.name not in example.input]
+            if missing:
+                raise ValueError(f"examples[{index}].input: missing required input(s) {missing}")
+        elif len(self.inputs) != 1:
+            raise ValueError(f"examples[{index}].input: a plain string needs a Function with one input")
         where = f"examples[{index}].output"
         if self.kind == "classification":
-            if str(example.output) not in (self.labels or {}):
+            if convert_value(example.output) not in (self.labels or {}):
                 raise ValueError(f"{where}: {example.output!r} is not a declared label {list(self.labels or {})}")
             return
         try:
@@ -191,7 +214,7 @@ def load_spec_file(path: str | Path) -> list[FunctionSpec]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        document = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_SpecLoader)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"cannot parse: {exc}", path=str(path)) from None
     documents = document if isinstance(document, list) else [document]

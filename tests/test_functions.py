@@ -60,9 +60,19 @@ def test_design_md_format_loads_as_written(tmp_path):
     assert spec.kind == "classification"
     assert spec.input_names == ["query", "region"]
     assert all(field.required for field in spec.inputs)
-    assert spec.labels == {"qualified": "Budget, authority and an active evaluation.", "not_qualified": "Anything else."}
+    assert spec.labels == {
+        "qualified": "Budget, authority and an active evaluation.",
+        "not_qualified": "Anything else.",
+    }
     assert spec.examples[0].rationale.startswith("Security")
     assert spec.engine == "embedded"
+
+
+def test_yaml_yes_no_labels_stay_strings(tmp_path):
+    path = write(
+        tmp_path, "approve.yaml", "name: approve\nkind: classification\ninputs: [t]\nlabels: [yes, no, on, true]\n"
+    )
+    assert list(load_spec_file(path)[0].labels) == ["yes", "no", "on", "true"]
 
 
 def test_labels_may_be_a_list_and_inputs_plain_names():
@@ -104,6 +114,8 @@ def test_revision_is_a_content_hash(tmp_path):
             "not a declared label",
         ),
         ({"output": {"type": "object", "properties": {"a": {"type": "string"}}}}, "output", "only extraction"),
+        ({"examples": [{"input": {"querry": "x"}, "output": "a"}]}, "examples[0].input", "unknown input"),
+        ({"examples": [{"input": {}, "output": "a"}]}, "examples[0].input", "missing required input"),
     ],
 )
 def test_bad_classification_specs_name_the_file_and_field(tmp_path, change, field, message):
