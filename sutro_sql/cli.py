@@ -822,15 +822,18 @@ def jobs_status(state: CliState, job_id: str, as_json: bool) -> None:
 @click.option("--include-inputs", is_flag=True, help="Add the input rows (JSON) as a column.")
 @pass_state
 def jobs_results(state: CliState, job_id: str, output: Path | None, fmt: str | None, include_inputs: bool) -> None:
-    """Fetch a finished job's results in input order.
+    """Fetch a finished job's results in input order, answers unpacked into columns
+    (as the SDK's get_job_results does), with confidence_score.
 
     \b
     Example:
       sutro-sql jobs results job-... --output answers.parquet
     """
+    from .client import Client
+
     fmt = output_format(fmt, output)
-    table = state.backend(workers=False).get_job_results(job_id, include_inputs=include_inputs)
-    write_table(table, fmt=fmt, output=output)
+    frame = Client(state.backend(workers=False)).get_job_results(job_id, include_inputs=include_inputs)
+    write_table(frame.to_arrow(), fmt=fmt, output=output)
 
 
 @jobs.command("cancel")

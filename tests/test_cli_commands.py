@@ -188,8 +188,9 @@ def test_jobs_results_to_a_file_in_input_order(home, submitted_job, tmp_path):
     assert result.code == 0, result.stderr
     table = pq.read_table(target).to_pylist()
     assert [row["id"] for row in table] == [10, 11, 12]
-    assert [json.loads(row["outputs"])["response"] for row in table[:2]] == ["billing", "bug"]
-    assert table[2]["outputs"] is None and "FAIL_ROW" in table[2]["error"]
+    assert [row["response"] for row in table] == ["billing", "bug", None]
+    assert table[0]["confidence_score"] == pytest.approx(0.8)
+    assert table[2]["error"] and "FAIL_ROW" in table[2]["error"]
 
 
 def test_jobs_attach_a_finished_job_with_failed_rows_is_a_partial_failure(home, submitted_job):
