@@ -1,0 +1,132 @@
+"""A calibrated few-shot classifier over sentence embeddings.
+
+Plain few-shot learning on 8 examples per label loses to zero-shot similarity
+to label descriptions, and zero-shot alone ignores the reviewed examples, so
+this model uses both:
+
+1. zero-shot scores: cosine of the text to each label's description;
+2. example scores: kernel ridge regression (linear kernel on centred
+   embeddings) fitted to the examples *and* to the label descriptions as
+   extra pseudo-examples, so with few examples the fit leans on the
+   descriptions;
+3. logits = a * zero-shot + b * example scores, then a softmax over labels.
+   The ridge strength, `a` and `b` are chosen by leave-one-out likelihood on
+   the examples (ridge leave-one-out predictions are exact and cheap), with
+   `UNIFORM_PSEUDO_COUNT` pseudo-observations pulling the probabilities
+   towards uniform (a prior on the temperature, which matters when the
+   examples are few).
+
+With no examples only (1) is used, at the fixed temperature ZERO_SHOT_SCALE;
+nothing can be fitted then, so that confidence is only roughly calibrated
+(bench/quality.py measured ECE 0.06 on movie reviews and 0.47, under-confident,
+on 5-way news topics). A few reviewed examples fix that.
+The fit costs milliseconds for a few hundred examples and is done once per
+spec revision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ZERO_SHOT_SCALE = 30.0  # logits per unit of cosine when there are no examples to fit it
+UNIFORM_PSEUDO_COUNT = 2.0
+RIDGE_GRID = (0.03, 0.1, 0.3, 1.0)
+ZERO_SHOT_GRID = np.concatenate([[0.0], np.geomspace(2.0, 200.0, 24)])
+EXAMPLE_GRID = np.concatenate([[0.0], np.geomspace(0.5, 60.0, 24)])
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How much one piece of evidence added to a label's logit."""
+
+    index: int  # example index, or -1 - label index for a label description
+    logit: float
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class FewShotClassifier:
+    """Fitted on label-description embeddings and (optionally) labeled example embeddings."""
+
+    def __init__(self, descriptions: np.ndarray, examples: np.ndarray | None = None, labels: np.ndarray | None = None):
+        self.descriptions = np.asarray(descriptions, dtype=np.float64)
+        n_labels = len(self.descriptions)
+        self.examples = np.zeros((0, self.descriptions.shape[1])) if examples is None else np.asarray(examples, float)
+        self.example_labels = np.zeros(0, dtype=int) if labels is None else np.asarray(labels, dtype=int)
+        self.zero_shot_scale = ZERO_SHOT_SCALE
+        self.example_scale = 0.0
+        self.ridge = RIDGE_GRID[-1]
+        self._support = np.vstack([self.examples, self.descriptions])
+        self._support_labels = np.concatenate([self.example_labels, np.arange(n_labels)])
+        self._centre = self._support.mean(axis=0)
+        self._dual = np.zeros((len(self._support), n_labels))
+        if len(self.examples) and n_labels > 1:
+            self._fit()
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.descriptions)
+
+    def _targets(self) -> np.ndarray:
+        onehot = np.eye(self.n_labels)[self._support_labels]
+        return onehot - 1.0 / self.n_labels
+
+    def _fit(self) -> None:
+        support = self._support - self._centre
+        kernel = support @ support.T
+        targets = self._targets()
+        n = len(self.examples)
+        zero_shot = self.examples @ self.descriptions.T
+        best = (np.inf, ())
+        for ridge in RIDGE_GRID:
+            inverse = np.linalg.inv(kernel + ridge * np.eye(len(kernel)))
+            fitted = kernel @ inverse @ targets
+            leverage = np.einsum("ij,ji->i", kernel, inverse)[:n, None]
+            loo = (fitted[:n] - leverage * targets[:n]) / np.maximum(1.0 - leverage, 1e-6)
+            for a in ZERO_SHOT_GRID:  # every b at once: logits[b, example, label]
+                logits = a * zero_shot[None] + EXAMPLE_GRID[:, None, None] * loo[None]
+                log_probs = logits - _logsumexp(logits)
+                nll = -log_probs[:, np.arange(n), self.example_labels].sum(axis=-1)
+                nll -= UNIFORM_PSEUDO_COUNT * log_probs.mean(axis=(1, 2))
+                b = int(np.argmin(nll))
+                if nll[b] < best[0]:
+                    best = (nll[b], (ridge, a, EXAMPLE_GRID[b], inverse))
+        self.ridge, self.zero_shot_scale, self.example_scale, inverse = best[1]
+        self._dual = inverse @ targets
+
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        embeddings = np.asarray(embeddings, dtype=np.float64)
+        zero_shot = embeddings @ self.descriptions.T
+        example_scores = ((embeddings - self._centre) @ (self._support - self._centre).T) @ self._dual
+        return self.zero_shot_scale * zero_shot + self.example_scale * example_scores
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        if self.n_labels == 1:
+            return np.ones((len(embeddings), 1))
+        return softmax(self.logits(embeddings))
+
+    def explain(self, embedding: np.ndarray, label: int, top: int = 3) -> list[Contribution]:
+        """The examples of `label` and its description that pushed it up most for this text, largest first.
+
+        A support point's share of the example score is b * k(x, s_i) * dual[i, label];
+        a label description also adds a * cosine directly to its own label.
+        """
+        embedding = np.asarray(embedding, dtype=np.float64)
+        kernel_row = (self._support - self._centre) @ (embedding - self._centre)
+        shares = self.example_scale * kernel_row * self._dual[:, label]
+        n = len(self.examples)
+        zero_shot = embedding @ self.descriptions.T
+        description = float(shares[n:].sum()) + self.zero_shot_scale * float(zero_shot[label] - zero_shot.mean())
+        supporting = [i for i in range(n) if self.example_labels[i] == label]
+        items = [Contribution(i, float(shares[i])) for i in supporting] + [Contribution(-1 - label, description)]
+        return sorted((c for c in items if c.logit > 0), key=lambda c: -c.logit)[:top]
+
+
+def _logsumexp(logits: np.ndarray) -> np.ndarray:
+    peak = logits.max(axis=-1, keepdims=True)
+    return peak + np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True))
