@@ -10,7 +10,7 @@ same examples. Test texts are encoded once (the encoder's cache) and reused
 across seeds and shot counts. Extraction: quantulum3's quantity sentences,
 scored field by field against a simple regex baseline.
 
-Run: python bench/quality.py [--seeds 3] [--test-rows 600]
+Run: python bench/quality.py [--seeds 3] [--test-rows 600] [--embedding-cache /tmp/quality.npz]
 Prints a table and one JSON line.
 """
 
@@ -34,13 +34,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import CLASSIFICATION_SETS, LabeledSet, quantity_sentences  # noqa: E402
 
 from sutro_sql.engines.embedded import EmbeddedEngine, label_text  # noqa: E402
-from sutro_sql.engines.encoder import E5Encoder  # noqa: E402
-from sutro_sql.engines.fewshot import ZERO_SHOT_SCALE, softmax  # noqa: E402
+from sutro_sql.engines.encoder import E5Encoder, Encoder  # noqa: E402
+from sutro_sql.engines.fewshot import softmax  # noqa: E402
 from sutro_sql.functions import FunctionSpec  # noqa: E402
 
 SHOTS = (8, 32)
+COSINE_BASELINE_SCALE = 30.0  # the baseline's softmax temperature: plain cosine, no calibration
 ECE_BINS = 10
 CURRENCY_UNITS = {"dollar", "euro", "pound sterling", "yen", "united states dollar", "dollar per hour", "dollar per kilogram"}  # fmt: skip
+
+
+class DiskCachedEncoder:
+    """Wraps the encoder with an on-disk embedding cache, so reruns of the bench skip encoding.
+
+    Keyed by (max_tokens, text); `save` rewrites the file (numpy .npz) with everything seen so far.
+    """
+
+    def __init__(self, inner: E5Encoder, path: Path | None) -> None:
+        self.inner, self.path = inner, path
+        self.dim, self.max_tokens = inner.dim, inner.max_tokens
+        self.entries: dict[str, tuple[np.ndarray, int]] = {}
+        if path is not None and path.exists():
+            stored = np.load(path, allow_pickle=False)
+            for text, vector, count in zip(stored["texts"], stored["vectors"], stored["counts"], strict=True):
+                self.entries[str(text)] = (vector, int(count))
+
+    def encode_with_counts(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.entries]
+        if missing:
+            vectors, counts = self.inner.encode_with_counts(missing)
+            self.entries.update(zip(missing, zip(vectors, counts, strict=True), strict=True))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        return np.stack([self.entries[t][0] for t in texts]), [self.entries[t][1] for t in texts]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        texts = list(self.entries)
+        vectors = np.stack([self.entries[t][0] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        with self.path.open("wb") as file:
+            np.savez(file, texts=np.array(texts, dtype=str), vectors=vectors, counts=np.array([self.entries[t][1] for t in texts]))
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -94,12 +128,12 @@ def run_engine(engine: EmbeddedEngine, spec: FunctionSpec, texts: list[str]) -> 
     return [a.output for a in answers], np.array([a.confidence for a in answers])
 
 
-def zero_shot_cosine(encoder: E5Encoder, data: LabeledSet, texts: list[str]) -> tuple[list[str], np.ndarray]:
-    """Baseline: argmax cosine to the label descriptions, softmax at the engine's zero-shot temperature."""
+def zero_shot_cosine(encoder: Encoder, data: LabeledSet, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Baseline: argmax cosine to the label descriptions, softmax at a fixed, uncalibrated temperature."""
     labels = list(data.labels)
     descriptions, _ = encoder.encode_with_counts([label_text(label, data.labels[label]) for label in labels])
     embeddings, _ = encoder.encode_with_counts(texts)
-    probabilities = softmax(ZERO_SHOT_SCALE * embeddings.astype(np.float64) @ descriptions.T.astype(np.float64))
+    probabilities = softmax(COSINE_BASELINE_SCALE * embeddings.astype(np.float64) @ descriptions.T.astype(np.float64))
     return [labels[i] for i in probabilities.argmax(axis=1)], probabilities.max(axis=1)
 
 
@@ -116,7 +150,7 @@ def mean_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(float(np.mean([r[key] for r in runs])), 3) for key in runs[0]}
 
 
-def bench_classification(data: LabeledSet, encoder: E5Encoder, test_rows: int, seeds: int) -> dict:
+def bench_classification(data: LabeledSet, encoder: Encoder, test_rows: int, seeds: int) -> dict:
     test, draws = split(data, test_rows, seeds)
     texts, gold = [data.texts[i] for i in test], [data.gold[i] for i in test]
     started = time.perf_counter()
@@ -195,7 +229,7 @@ def _field_scores(predicted: list[dict], gold: list[dict]) -> dict[str, float]:
     }  # fmt: skip
 
 
-def bench_extraction(encoder: E5Encoder) -> dict:
+def bench_extraction(encoder: Encoder) -> dict:
     sentences = quantity_sentences()
     spec = FunctionSpec.model_validate(EXTRACTION_SPEC)
     answers = EmbeddedEngine(encoder).answer(spec, [{"text": s.text} for s in sentences])
@@ -239,11 +273,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--test-rows", type=int, default=600)
+    parser.add_argument("--embedding-cache", type=Path, default=None, help="an .npz file reused across runs")
     args = parser.parse_args()
     started = time.perf_counter()
-    encoder = E5Encoder()
+    encoder = DiskCachedEncoder(E5Encoder(), args.embedding_cache)
     results = [bench_classification(load(), encoder, args.test_rows, args.seeds) for load in CLASSIFICATION_SETS]
     extraction = bench_extraction(encoder)
+    encoder.save()
     print_table(results, extraction)
     summary = {
         "bench": "quality",

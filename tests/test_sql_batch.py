@@ -112,27 +112,114 @@ def test_extraction_fields_become_typed_columns(any_con):
     assert len(rows) == 30 and all(r[4] in ("angry", "neutral", "happy") for r in rows)
 
 
-def test_rerunning_reattaches_and_submits_nothing(any_con, counting, keyword_engine):
+def test_rerunning_answers_every_row_from_the_cache_and_submits_nothing(any_con, counting, keyword_engine):
     query = "SELECT * FROM sutro_batch('ticket-triage', 'tickets')"
     first = any_con.sql(query).fetchall()
     answered = keyword_engine.calls
     session = session_for(any_con)
-    assert (session.stats.jobs_submitted, session.stats.jobs_reattached) == (1, 0)
+    assert (session.stats.jobs_submitted, session.stats.cache_hits) == (1, 0)
     session.reset_stats()
     assert any_con.execute(query).fetchall() == first
-    assert (session.stats.jobs_submitted, session.stats.jobs_reattached) == (0, 1)
+    stats = session.stats
+    assert (stats.jobs_submitted, stats.jobs_reattached, stats.cache_hits, stats.rows_answered) == (0, 0, 30, 30)
     assert counting.submissions == 1 and keyword_engine.calls == answered
 
 
-def test_changed_rows_make_a_new_job(con, counting):
-    con.sql("SELECT * FROM sutro_batch('ticket-triage', 'tickets')").fetchall()
-    con.execute("UPDATE tickets SET subject = 'bug now' WHERE ticket_id = 3")
-    rows = con.sql("SELECT * FROM sutro_batch('ticket-triage', 'tickets')").fetchall()
-    assert counting.submissions == 2
-    assert rows[3][1] == "bug"
+def test_rerunning_with_the_cache_off_reattaches_to_the_job(any_con, counting, keyword_engine):
+    query = "SELECT * FROM sutro_batch('ticket-triage', 'tickets', cache := false)"
+    first = any_con.sql(query).fetchall()
+    answered = keyword_engine.calls
+    session = session_for(any_con)
+    session.reset_stats()
+    assert any_con.execute(query).fetchall() == first
+    assert (session.stats.jobs_submitted, session.stats.jobs_reattached, session.stats.cache_hits) == (0, 1, 0)
+    assert counting.submissions == 1 and keyword_engine.calls == answered
 
 
-def test_a_new_process_reattaches_to_the_same_job(home, tmp_path):
+def jobs_of(backend) -> list[dict]:
+    """The backend's run jobs, oldest first."""
+    return sorted((j for j in backend.list_jobs() if j["run_type"] != "ESTIMATE"), key=lambda j: j["datetime_created"])
+
+
+def test_a_grown_input_sends_only_the_new_rows(con, counting, keyword_engine, local_backend):
+    query = "SELECT * FROM sutro_batch('ticket-triage', 'SELECT ticket_id, subject, body FROM tickets', id_column := 'ticket_id')"
+    con.sql(query).fetchall()
+    assert keyword_engine.calls == 30
+    con.execute("INSERT INTO tickets SELECT i, 'bug report ' || i, 'new' FROM range(30, 33) r(i)")
+    session = session_for(con)
+    session.reset_stats()
+    rows = con.sql(query + " ORDER BY ticket_id").fetchall()
+    assert [r[0] for r in rows] == list(range(33)) and all(r[1] and r[6] is None for r in rows)
+    assert [job["num_rows"] for job in jobs_of(local_backend)] == [30, 3]
+    assert keyword_engine.calls == 33
+    stats = session.stats
+    assert (stats.jobs_submitted, stats.cache_hits, stats.rows_answered) == (1, 30, 33)
+
+
+def test_cache_false_sends_every_row(con, counting, keyword_engine, local_backend):
+    query = "SELECT * FROM sutro_batch('ticket-triage', 'tickets'{})"
+    con.sql(query.format("")).fetchall()
+    con.execute("INSERT INTO tickets SELECT i, 'bug report ' || i, 'new' FROM range(30, 33) r(i)")
+    con.sql(query.format(", cache := false")).fetchall()
+    assert [job["num_rows"] for job in jobs_of(local_backend)] == [30, 33]
+    assert keyword_engine.calls == 63 and session_for(con).stats.cache_hits == 0
+
+
+def test_duplicate_inputs_are_sent_once(con, counting, keyword_engine, local_backend):
+    con.execute("INSERT INTO tickets SELECT 100 + ticket_id, subject, body FROM tickets WHERE ticket_id < 5")
+    rows = con.sql(
+        "SELECT t.subject, b.response FROM tickets t JOIN sutro_batch('ticket-triage', "
+        "'SELECT ticket_id, subject, body FROM tickets', id_column := 'ticket_id') b USING (ticket_id)"
+    ).fetchall()
+    assert len(rows) == 35 and all(response == subject.split()[0] for subject, response in rows)
+    assert [job["num_rows"] for job in jobs_of(local_backend)] == [30]
+    assert keyword_engine.calls == 30
+
+
+def test_sutro_run_reuses_batch_answers_and_the_other_way_round(con, counting, keyword_engine, local_backend):
+    batch = con.sql(
+        "SELECT ticket_id, response, confidence FROM sutro_batch('ticket-triage', "
+        "'SELECT ticket_id, subject, body FROM tickets WHERE ticket_id < 20', id_column := 'ticket_id') ORDER BY 1"
+    ).fetchall()
+    session = session_for(con)
+    session.reset_stats()
+    live = con.sql(
+        "SELECT ticket_id, a.response, a.confidence FROM (SELECT ticket_id, "
+        "sutro_run('ticket-triage', {'subject': subject, 'body': body}) AS a FROM tickets WHERE ticket_id < 20) ORDER BY 1"
+    ).fetchall()
+    assert live == batch
+    assert (session.stats.calls, session.stats.cache_hits) == (0, 20) and counting.run_calls == []
+
+    con.sql("SELECT sutro_run('ticket-triage', {'subject': subject, 'body': body}) FROM tickets").fetchall()
+    assert len(counting.run_calls) == 10  # the 10 rows the batch had not answered
+    session.reset_stats()
+    ordered = "SELECT subject, body FROM tickets ORDER BY ticket_id"
+    rows = con.sql(f"SELECT response FROM sutro_batch('ticket-triage', '{ordered}') ORDER BY row_id").fetchall()
+    subjects = con.sql(ordered).fetchall()
+    assert [r for (r,) in rows] == [subject.split()[0] for subject, _ in subjects]
+    assert (session.stats.jobs_submitted, session.stats.cache_hits) == (0, 30)
+    assert counting.submissions == 1 and len(jobs_of(local_backend)) == 1
+
+
+def test_dry_run_estimates_only_the_rows_it_would_send(con, counting, local_backend):
+    con.sql(
+        "SELECT * FROM sutro_batch('ticket-triage', 'SELECT subject, body FROM tickets WHERE ticket_id < 25')"
+    ).fetchall()
+    ((rows, job_id),) = con.sql(
+        "SELECT rows, job_id FROM sutro_batch('ticket-triage', 'tickets', dry_run := true)"
+    ).fetchall()
+    assert rows == 5 and local_backend.get_job(job_id)["num_rows"] == 5
+    ((rows, job_id),) = con.sql(
+        "SELECT rows, job_id FROM sutro_batch('ticket-triage', 'SELECT * FROM tickets WHERE ticket_id < 25', dry_run := true)"
+    ).fetchall()
+    assert (rows, job_id) == (0, None)
+    ((rows,),) = con.sql(
+        "SELECT rows FROM sutro_batch('ticket-triage', 'tickets', dry_run := true, cache := false)"
+    ).fetchall()
+    assert rows == 30
+
+
+def test_a_new_process_answers_from_the_disk_cache(home, tmp_path):
     log = tmp_path / "engine.log"
     code = (
         "import json, sutro_sql\n"
@@ -143,10 +230,10 @@ def test_a_new_process_reattaches_to_the_same_job(home, tmp_path):
         "print(json.dumps({'rows': rows, **session_for(con).stats.as_dict()}))\n"
     )
     first = run_python(code, home, log=log)
-    assert (first["jobs_submitted"], first["jobs_reattached"]) == (1, 0)
+    assert (first["jobs_submitted"], first["jobs_reattached"], first["cache_hits"]) == (1, 0, 0)
     assert logged_rows(log) == 40
     second = run_python(code, home, log=log)
-    assert (second["jobs_submitted"], second["jobs_reattached"]) == (0, 1)
+    assert (second["jobs_submitted"], second["jobs_reattached"], second["cache_hits"]) == (0, 0, 40)
     assert second["rows"] == first["rows"]
     assert logged_rows(log) == 40
 
@@ -227,7 +314,7 @@ def test_only_single_read_queries_are_accepted(con, counting, query, reason):
     assert con.sql("SELECT count(*) FROM tickets").fetchall() == [(30,)]
 
 
-def test_failed_rows_have_error_set_and_the_rest_are_answered(con):
+def test_failed_rows_have_error_set_the_rest_are_answered_and_only_answers_are_cached(con, local_backend):
     con.execute("INSERT INTO tickets VALUES (100, 'FAIL_ROW', 'x')")
     rows = con.sql(
         "SELECT ticket_id, response, error FROM sutro_batch('ticket-triage', 'tickets', id_column := 'ticket_id') "
@@ -237,6 +324,13 @@ def test_failed_rows_have_error_set_and_the_rest_are_answered(con):
     assert all(r[1] is not None and r[2] is None for r in rows[:-1])
     stats = session_for(con).stats
     assert (stats.rows_answered, stats.rows_failed) == (30, 1)
+    session_for(con).reset_stats()
+    again = con.sql(
+        "SELECT ticket_id, response, error FROM sutro_batch('ticket-triage', 'tickets', id_column := 'ticket_id') ORDER BY ticket_id"
+    ).fetchall()
+    assert again == rows  # the failed row is not cached: only it is sent again
+    assert [job["num_rows"] for job in jobs_of(local_backend)] == [31, 1]
+    assert (stats.cache_hits, stats.rows_failed) == (0, 1) and session_for(con).stats.cache_hits == 30
 
 
 def test_temp_tables_give_a_clear_error(any_con):
@@ -252,7 +346,8 @@ def test_one_query_can_use_both_functions(any_con, counting):
         "id_column := 'ticket_id') b USING (ticket_id) ORDER BY t.ticket_id"
     ).fetchall()
     assert len(rows) == 30 and all(batch == live for _, batch, live in rows)
-    assert counting.submissions == 1 and len(counting.run_calls) == 30
+    assert counting.submissions == 1 and counting.run_calls == []  # sutro_run reuses the batch answers
+    assert session_for(any_con).stats.cache_hits == 30
 
 
 def test_sutro_jobs_lists_the_backends_jobs(con, local_backend):

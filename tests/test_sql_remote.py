@@ -67,14 +67,17 @@ def test_sutro_batch_over_http_infers_extraction_columns(con):
     assert len(relation.fetchall()) == 12
 
 
-def test_sutro_batch_over_http_reattaches(con):
-    query = "SELECT * FROM sutro_batch('ticket-triage', 'SELECT subject, body FROM tickets')"
-    first = con.sql(query).fetchall()
+def test_sutro_batch_over_http_is_cached_and_reattaches(con):
+    query = "SELECT * FROM sutro_batch('ticket-triage', 'SELECT subject, body FROM tickets'{})"
+    first = con.sql(query.format("")).fetchall()
     assert [r[1] for r in first] == [["billing", "bug"][i % 2] for i in range(12)]
     session = session_for(con)
     session.reset_stats()
-    assert con.sql(query).fetchall() == first
-    assert (session.stats.jobs_submitted, session.stats.jobs_reattached) == (0, 1)
+    assert con.sql(query.format("")).fetchall() == first
+    assert (session.stats.jobs_submitted, session.stats.jobs_reattached, session.stats.cache_hits) == (0, 0, 12)
+    session.reset_stats()
+    assert con.sql(query.format(", cache := false")).fetchall() == first  # the same rows: the same job
+    assert (session.stats.jobs_submitted, session.stats.jobs_reattached, session.stats.cache_hits) == (0, 1, 0)
 
 
 def test_errors_over_http_name_the_row_and_never_the_key(con):

@@ -2,7 +2,7 @@
 
 SQL surface (after `register`): ``sutro_run(fn, input, on_error := 'raise', cache := true)``,
 ``sutro_batch(fn, query, id_column := NULL, job_priority := 0, dry_run := false,
-job_name := NULL, description := NULL)`` and ``sutro_jobs()``. See the modules:
+job_name := NULL, description := NULL, cache := true)`` and ``sutro_jobs()``. See the modules:
 `session` (state, stats), `scalar` (sutro_run), `batch` (sutro_batch), `cache`
 (the answer cache), `rewrite` + `query` (sqlglot: validation, subquery form,
 auto_batch), `jobs` (sutro_jobs).

@@ -6,14 +6,19 @@ arguments, and returns the path of a Parquet file holding the answers.
 
 Steps: the query (validated as one read query) runs on a cursor and streams as
 Arrow record batches into a spool Parquet file, every input column cast to text
-the way a Function converts input, while a digest of the rows is computed
-(independent of how DuckDB chunks them). That digest, with the Function and its
-revision, is the job's content key: a re-run, a second bind of the same
-statement, or a re-run after a crash finds the same job (in the ledger under the
-backend's home, and on the backend via `content_key`) and submits nothing new.
-The client waits with a progress bar on stderr, then the results become the id
-column (or `row_id`, the 0-based ordinal in the query's order), the typed answer
-columns, `confidence_score` and `error` (NULL for rows that were answered).
+the way a Function converts input. Each row gets the canonical form `sutro_run`
+gives the same input, and the rows are deduplicated. Distinct inputs already in the
+answer cache (same backend, Function, revision) are answered from it; only the
+others are sent, as one job whose content key is computed over exactly those rows,
+so a re-run, a second bind of the same statement, or a re-run after a crash finds
+the same job (in the ledger under the backend's home, and on the backend via
+`content_key`) and submits nothing new. The job's answers go into the answer cache
+(failed rows do not), where `sutro_run` and later batches find them; when every row
+is cached there is no job at all. ``cache := false`` skips the cache both ways (the
+job ledger still applies). The client waits with a progress bar on stderr, then
+the answers become the id column (or `row_id`, the 0-based ordinal in the query's
+order), the typed answer columns, `confidence_score` and `error` (NULL for rows
+that were answered), in query order.
 
 The inner query runs on a cursor, which sees committed tables and views only,
 not this connection's TEMP tables or uncommitted rows; such a query fails with a
@@ -28,6 +33,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
+from json.encoder import encode_basestring as encode_json_string
 from typing import Any
 
 import duckdb
@@ -39,6 +45,7 @@ import pyarrow.parquet as pq
 from ..errors import NotFoundError, QueryError, ServerError
 from ..functions import output_arrow_schema
 from .answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, batch_answer
+from .cache import answer_key
 from .rewrite import validate_read_query
 from .session import FunctionInfo, SutroSession, binding_a_relation
 
@@ -66,6 +73,7 @@ class BatchOptions:
     dry_run: bool = False
     job_name: str | None = None
     description: str | None = None
+    cache: bool = True
 
 
 @dataclass
@@ -194,26 +202,153 @@ class _ColumnDigest:
 
 
 def content_key(info: FunctionInfo, spool: Spool, dry_run: bool) -> str:
-    """Same Function revision + same input rows in the same order -> same key (ids are not part of it)."""
+    """Same Function revision + same spooled rows in the same order -> same key (ids are not part of
+    it): how a second bind of one statement is recognized."""
     parts = ("sutro_batch/1", info.name, info.revision, "estimate" if dry_run else "run", str(spool.rows))
     return hashlib.sha256("\x1f".join((*parts, spool.input_digest)).encode()).hexdigest()
 
 
+def job_key(info: FunctionInfo, canonicals: list[str], dry_run: bool) -> str:
+    """The content key of the job that sends `canonicals` (distinct inputs, in query order)."""
+    digest = hashlib.sha256()
+    for canonical in canonicals:
+        digest.update(canonical.encode())
+        digest.update(b"\x1e")
+    parts = ("sutro_batch/2", info.name, info.revision, "estimate" if dry_run else "run", str(len(canonicals)))
+    return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()
+
+
+@dataclass
+class DistinctInputs:
+    """A spool's rows grouped by canonical input: what the cache is asked and a job is sent."""
+
+    canonicals: list[str]  # distinct inputs, in order of first appearance
+    first_rows: np.ndarray  # per distinct input, the spool row it first appears on
+    codes: np.ndarray  # per spool row, its distinct input
+
+
+def distinct_inputs(info: FunctionInfo, spool: Spool) -> DistinctInputs:
+    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input, and dedup."""
+    index: dict[str, int] = {}
+    first_rows: list[int] = []
+    codes = [np.empty(0, np.int64)]
+    offset = 0
+    for batch in spool.reader(spool.inputs) if spool.rows else []:
+        batch_codes = np.empty(batch.num_rows, np.int64)
+        for row, canonical in enumerate(canonical_rows(info, batch)):
+            code = index.get(canonical)
+            if code is None:
+                code = index[canonical] = len(first_rows)
+                first_rows.append(offset + row)
+            batch_codes[row] = code
+        codes.append(batch_codes)
+        offset += batch.num_rows
+    return DistinctInputs(list(index), np.array(first_rows, np.int64), np.concatenate(codes))
+
+
+def canonical_rows(info: FunctionInfo, batch: pa.RecordBatch) -> list[str]:
+    """`canonical_json(info.payload(row))` of each row of text columns, built column by column
+    (string values only, so JSON's own string encoder gives exactly what `json.dumps` would)."""
+    if info.spec is not None:  # the spec's input conversion: every input, NULL or absent -> ""
+        values = {
+            name: pc.fill_null(batch.column(name), "").to_pylist() if name in batch.schema.names else None
+            for name in info.spec.input_names
+        }
+    else:
+        values = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+    pieces = []
+    for name in sorted(values):
+        key = encode_json_string(name) + ":"
+        column = values[name]
+        if column is None:
+            pieces.append([key + '""'] * batch.num_rows)
+        else:
+            pieces.append([key + ("null" if v is None else encode_json_string(v)) for v in column])
+    return ["{" + ",".join(row) + "}" for row in zip(*pieces, strict=True)] if pieces else ["{}"] * batch.num_rows
+
+
+def spool_rows(spool: Spool, positions: np.ndarray) -> pa.RecordBatchReader:
+    """The spool's input columns at `positions` (ascending), streamed batch by batch."""
+    reader = spool.reader(spool.inputs)
+
+    def batches() -> Any:
+        offset = 0
+        for batch in reader:
+            low, high = np.searchsorted(positions, [offset, offset + batch.num_rows])
+            if high > low:
+                yield batch.take(pa.array(positions[low:high] - offset))
+            offset += batch.num_rows
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+@dataclass
+class SpoolAnswers:
+    """Per distinct input its `sutro_run` STRUCT value, and per spool row its distinct input."""
+
+    answers: pa.StructArray
+    codes: np.ndarray
+
+    def per_row(self) -> pa.StructArray:
+        return self.answers.take(pa.array(self.codes))
+
+
 class BatchRunner:
-    """Submits (or re-attaches to) the job for a spool, waits, and shapes its results."""
+    """Answers a spool: from the answer cache where it can, by one batch job for the rest."""
 
     def __init__(self, session: SutroSession) -> None:
         self.session = session
 
-    def run(self, info: FunctionInfo, spool: Spool, options: BatchOptions) -> tuple[dict[str, Any], pa.Table | None]:
-        """(final job object, results table; None for a dry run). Needs spool.rows > 0."""
+    def answer(self, info: FunctionInfo, spool: Spool, options: BatchOptions) -> SpoolAnswers:
+        """Every row's answer: cached distinct inputs from the cache (memory, then disk), the
+        others sent as one job (re-attached when it exists), whose answers are then cached."""
         session = self.session
-        key = content_key(info, spool, options.dry_run)
+        distinct = distinct_inputs(info, spool)
+        rows = self._cached(info, distinct.canonicals, options)
+        hits = [i for i, row in enumerate(rows) if row is not None]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            canonicals = [distinct.canonicals[i] for i in missing]
+            job_id, _ = self.run(
+                info, job_key(info, canonicals, False), spool_rows(spool, distinct.first_rows[missing]), options
+            )
+            results = session.backend.get_job_results(job_id)
+            if results.num_rows != len(missing):
+                raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {len(missing)} input rows")
+            fresh = answer_rows(info, results)
+            for i, row in zip(missing, fresh, strict=True):
+                rows[i] = row
+            if session.cache_enabled and options.cache:  # failed rows are not cached: a re-run retries them
+                self._remember(
+                    info, [(c, row) for c, row in zip(canonicals, fresh, strict=True) if row.get("error") is None]
+                )
+        answers = pa.array(rows, ANSWER_TYPE)
+        rows_per_input = np.bincount(distinct.codes, minlength=len(rows))
+        failed = int(rows_per_input[answers.field("error").is_valid().to_numpy(zero_copy_only=False)].sum())
+        session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
+        return SpoolAnswers(answers, distinct.codes)
+
+    def estimate(self, info: FunctionInfo, spool: Spool, options: BatchOptions) -> dict[str, Any] | None:
+        """The estimate job of the rows `answer` would send (None when it would send none)."""
+        distinct = distinct_inputs(info, spool)
+        missing = [i for i, row in enumerate(self._cached(info, distinct.canonicals, options)) if row is None]
+        if not missing:
+            return None
+        canonicals = [distinct.canonicals[i] for i in missing]
+        reader = spool_rows(spool, distinct.first_rows[missing])
+        _, job = self.run(info, job_key(info, canonicals, True), reader, options)
+        return job
+
+    def run(
+        self, info: FunctionInfo, key: str, rows: pa.RecordBatchReader, options: BatchOptions
+    ) -> tuple[str, dict[str, Any]]:
+        """Submit `rows` as the job with content `key` (or re-attach to it) and wait: (job id, job)."""
+        session = self.session
         job_id = self._known_job(key)
         if job_id is None:
             job_id = session.backend.submit_batch(
                 info.name,
-                spool.reader(spool.inputs),
+                rows,
                 job_priority=options.job_priority,
                 dry_run=options.dry_run,
                 job_name=options.job_name,
@@ -232,14 +367,37 @@ class BatchRunner:
         else:
             session.count(jobs_reattached=1)
             job = session.client.wait_for_job(job_id, progress=session.progress)
-        if options.dry_run:
-            return job, None
-        results = session.backend.get_job_results(job_id)
-        if results.num_rows != spool.rows:
-            raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {spool.rows} input rows")
-        failed = results.num_rows - pc.sum(results.column("error").is_null()).as_py()
-        session.count(rows_answered=results.num_rows - failed, rows_failed=failed)
-        return job, results
+        return job_id, job
+
+    def _cached(self, info: FunctionInfo, canonicals: list[str], options: BatchOptions) -> list[dict[str, Any] | None]:
+        """Per canonical input its cached answer (memory, then disk, which also fills memory), or
+        None; all None when the cache is off."""
+        session = self.session
+        if not (session.cache_enabled and options.cache):
+            return [None] * len(canonicals)
+        memory = session.answers.memory(session.identity, info.name, info.revision)
+        rows = [memory.row_for_canonical(c) for c in canonicals]
+        keys = {
+            i: answer_key(session.identity, info.name, info.revision, canonicals[i])
+            for i, row in enumerate(rows)
+            if row is None
+        }
+        stored = session.answers.get_many(list(keys.values())) if keys else {}
+        for i, key in keys.items():
+            row = stored.get(key)
+            if row is not None:
+                rows[i] = row
+                memory.remember(canonicals[i], row)
+        return rows
+
+    def _remember(self, info: FunctionInfo, answered: list[tuple[str, dict[str, Any]]]) -> None:
+        session = self.session
+        memory = session.answers.memory(session.identity, info.name, info.revision)
+        for canonical, row in answered:
+            memory.remember(canonical, row)
+        session.answers.put_many(
+            [(answer_key(session.identity, info.name, info.revision, c), row) for c, row in answered]
+        )
 
     def _known_job(self, key: str) -> str | None:
         """The job this content already has on this backend, unless it failed or was cancelled."""
@@ -253,27 +411,8 @@ class BatchRunner:
         return None if status in RESTARTABLE_STATUSES else job_id
 
 
-def answer_columns(info: FunctionInfo, results: pa.Table) -> pa.Table:
-    """Results -> the typed answer columns of `sutro_batch` (before `confidence_score` and `error`)."""
-    kind = info.spec.kind if info.spec is not None else None
-    parsed = [batch_answer(text, kind) for text in results.column("outputs").to_pylist()]
-    scores = results.column("confidence_score").to_pylist()
-    if kind == "classification" or (kind is None and any("response" in p for p in parsed)):
-        for answer, score in zip(parsed, scores, strict=True):
-            if answer and answer.get("confidence") is None:
-                answer["confidence"] = score
-        schema = CLASSIFICATION_COLUMNS
-        return pa.table({f.name: _typed([p.get(f.name) for p in parsed], f.type) for f in schema}, schema=schema)
-    if info.spec is not None:
-        fields = list(output_arrow_schema(info.spec))
-    else:
-        names = list(dict.fromkeys(name for answer in parsed for name in answer))
-        fields = [pa.field(name, pa.array([p.get(name) for p in parsed]).type) for name in names]
-    return pa.table({f.name: _typed([p.get(f.name) for p in parsed], f.type) for f in fields})
-
-
-def answer_structs(info: FunctionInfo, results: pa.Table) -> pa.Array:
-    """Results -> `sutro_run` STRUCT values (for the `auto_batch` lift); `usage` is per job, so NULL."""
+def answer_rows(info: FunctionInfo, results: pa.Table) -> list[dict[str, Any]]:
+    """Batch results -> `sutro_run` STRUCT values; `usage` is per job, so NULL."""
     kind = info.spec.kind if info.spec is not None else None
     rows = []
     for text, score, error in zip(
@@ -299,7 +438,24 @@ def answer_structs(info: FunctionInfo, results: pa.Table) -> pa.Array:
             )
         else:
             rows.append({"output": json.dumps(answer, ensure_ascii=False), "confidence": score})
-    return pa.array(rows, ANSWER_TYPE)
+    return rows
+
+
+def batch_columns(info: FunctionInfo, answers: pa.StructArray) -> dict[str, pa.Array]:
+    """`sutro_run` values -> the typed answer columns of `sutro_batch` (extraction fields become columns)."""
+    kind = info.spec.kind if info.spec is not None else None
+    if kind == "classification" or (kind is None and answers.field("response").null_count < len(answers)):
+        columns = {f.name: answers.field(f.name) for f in CLASSIFICATION_COLUMNS}
+    else:
+        parsed = [json.loads(text) if text is not None else {} for text in answers.field("output").to_pylist()]
+        parsed = [value if isinstance(value, dict) else {} for value in parsed]
+        if info.spec is not None:
+            fields = list(output_arrow_schema(info.spec))
+        else:
+            names = list(dict.fromkeys(name for answer in parsed for name in answer))
+            fields = [pa.field(name, pa.array([p.get(name) for p in parsed]).type) for name in names]
+        columns = {f.name: _typed([p.get(f.name) for p in parsed], f.type) for f in fields}
+    return columns
 
 
 def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
@@ -334,10 +490,13 @@ class BatchMaterializer:
         dry_run: bool | None,
         job_name: str | None,
         description: str | None,
+        cache: bool | None,
     ) -> str:
         session = self.session
         info = session.function(fn)
-        options = BatchOptions(id_column, int(job_priority or 0), bool(dry_run), job_name, description)
+        options = BatchOptions(
+            id_column, int(job_priority or 0), bool(dry_run), job_name, description, cache is not False
+        )
         sql_text = validate_read_query(query)
         cursor = session.connection.cursor()
         try:
@@ -372,9 +531,9 @@ class BatchMaterializer:
         return path
 
     def _estimate(self, info: FunctionInfo, spool: Spool, options: BatchOptions) -> pa.Table:
-        if spool.rows == 0:
+        job = self.runner.estimate(info, spool, options)
+        if job is None:  # nothing would be sent: no job
             return pa.table([[0], [0], [0], [0.0], [None]], schema=ESTIMATE_SCHEMA)
-        job, _ = self.runner.run(info, spool, options)
         values = [
             job.get("num_rows"),
             _first_set(job, "estimated_input_tokens", "input_tokens"),
@@ -385,29 +544,22 @@ class BatchMaterializer:
         return pa.table([[v] for v in values], schema=ESTIMATE_SCHEMA)
 
     def _answers(self, info: FunctionInfo, spool: Spool, options: BatchOptions) -> pa.Table:
-        if spool.rows == 0:  # no rows: no job, an empty table of the right shape
-            results = pa.table(
-                {
-                    "outputs": pa.array([], pa.string()),
-                    "confidence_score": pa.array([], pa.float64()),
-                    "error": pa.array([], pa.string()),
-                }
-            )
-            ids = spool.schema.empty_table().select([options.id_column]) if options.id_column else None
-        else:
-            _, results = self.runner.run(info, spool, options)
-            ids = pq.read_table(spool.path, columns=[options.id_column]) if options.id_column else None
-        errors = results.column("error")
-        answers = answer_columns(info, results)
-        first = ids.column(0) if ids is not None else pa.array(np.arange(spool.rows, dtype=np.int64))
+        answered = self.runner.answer(info, spool, options)
+        columns = batch_columns(info, answered.answers)
         first_name = options.id_column or "row_id"
-        clash = {first_name, "confidence_score", "error"} & set(answers.column_names)
+        clash = {first_name, "confidence_score", "error"} & set(columns)
         if clash:
             raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
-        columns = {first_name: first, **{name: answers.column(name) for name in answers.column_names}}
-        columns["confidence_score"] = results.column("confidence_score")
-        columns["error"] = errors
-        return pa.table(columns)
+        columns["confidence_score"] = answered.answers.field("confidence")
+        columns["error"] = answered.answers.field("error")
+        per_row = pa.table(columns).take(pa.array(answered.codes))  # distinct inputs -> rows, in query order
+        if options.id_column is None:
+            first = pa.array(np.arange(spool.rows, dtype=np.int64))
+        elif spool.rows:
+            first = pq.read_table(spool.path, columns=[options.id_column]).column(0)
+        else:
+            first = spool.schema.empty_table().column(options.id_column)
+        return per_row.add_column(0, first_name, first)
 
 
 def _first_set(job: dict[str, Any], *keys: str) -> Any:

@@ -37,9 +37,87 @@ MAX_MEMORY_ANSWERS = 2_000_000
 _SQLITE_BATCH = 500
 
 
+def canonical_json(payload: Any) -> str:
+    """The canonical form of a Function input (what cache keys and batch job keys hash)."""
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def answer_key(identity: str, function: str, revision: str, canonical_input: str) -> str:
     """The disk cache key: never contains anything secret (identity is secret-free by contract)."""
     return hashlib.sha256("\x1f".join((identity, function, revision, canonical_input)).encode()).hexdigest()
+
+
+class HashIndex:
+    """uint64 input hash -> int entry: an open-addressing table (linear probing) in numpy arrays,
+    so a vector of hashes is looked up in a few vectorized gathers. New mappings wait in a dict
+    and are merged, vectorized, by the next lookup. Not thread-safe (`FunctionAnswers` locks)."""
+
+    _MIX = 0x9E3779B97F4A7C15  # Fibonacci hashing: the slot is the high bits of h * MIX (mod 2**64)
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._bits = max(4, int(capacity - 1).bit_length())
+        self._keys = np.zeros(1 << self._bits, np.uint64)
+        self._entries = np.full(1 << self._bits, -1, np.int64)  # -1: an empty slot
+        self._count = 0
+        self._pending: dict[int, int] = {}
+
+    def set(self, text_hash: int, entry: int) -> None:
+        """Map `text_hash` to `entry` (replacing its previous entry)."""
+        self._pending[text_hash] = entry
+
+    def get(self, text_hash: int) -> int | None:
+        """One hash's entry (without merging the new mappings)."""
+        entry = self._pending.get(text_hash)
+        if entry is not None:
+            return entry
+        slot = ((text_hash * self._MIX) & 0xFFFF_FFFF_FFFF_FFFF) >> (64 - self._bits)
+        while (entry := int(self._entries[slot])) >= 0:
+            if int(self._keys[slot]) == text_hash:
+                return entry
+            slot = (slot + 1) & (len(self._keys) - 1)
+        return None
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """Per hash (uint64), its entry, or -1."""
+        if self._pending:
+            self._insert(np.fromiter(self._pending, np.uint64), np.fromiter(self._pending.values(), np.int64))
+            self._pending = {}
+        slots = self._slots(hashes)
+        entries = self._entries[slots]
+        found = np.where(self._keys[slots] == hashes, entries, -1)  # most hashes sit in their first slot
+        pending = np.flatnonzero((found < 0) & (entries >= 0))
+        while len(pending):  # the slot held another hash: probe the next ones
+            slots[pending] = (slots[pending] + 1) & (len(self._keys) - 1)
+            at = slots[pending]
+            entries = self._entries[at]
+            hit = (entries >= 0) & (self._keys[at] == hashes[pending])
+            found[pending[hit]] = entries[hit]
+            pending = pending[(entries >= 0) & ~hit]
+        return found
+
+    def _slots(self, hashes: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return ((hashes * np.uint64(self._MIX)) >> np.uint64(64 - self._bits)).astype(np.int64)
+
+    def _insert(self, keys: np.ndarray, entries: np.ndarray) -> None:
+        """Insert distinct `keys`, keeping the table at most a quarter full (short probe chains)."""
+        if 4 * (self._count + len(keys)) > len(self._keys):
+            live = self._entries >= 0
+            old_keys, old_entries = self._keys[live], self._entries[live]
+            self.__init__(4 * (self._count + len(keys)))
+            self._insert(old_keys, old_entries)
+        slots = self._slots(keys)
+        pending = np.arange(len(keys))
+        while len(pending):
+            at = slots[pending]
+            occupied = self._entries[at] >= 0
+            first = np.zeros(len(pending), bool)
+            first[np.unique(at, return_index=True)[1]] = True  # one new key per empty slot per round
+            writes = (occupied & (self._keys[at] == keys[pending])) | (~occupied & first)
+            self._count += int((writes & ~occupied).sum())
+            self._keys[at[writes]], self._entries[at[writes]] = keys[pending[writes]], entries[pending[writes]]
+            pending = pending[~writes]
+            slots[pending] = (slots[pending] + 1) & (len(self._keys) - 1)
 
 
 class FunctionAnswers:
@@ -51,10 +129,7 @@ class FunctionAnswers:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()  # held by callers that check memory and in-flight calls together
-        self._by_hash: dict[int, int] = {}  # input hash -> text entry
-        self._sorted_hashes = np.empty(0, np.uint64)  # the same map, sorted, for vectorized lookups
-        self._sorted_entries = np.empty(0, np.int64)
-        self._unsorted: list[tuple[int, int]] = []
+        self._by_hash = HashIndex()  # input hash -> text entry
         self._texts = _GrowingArray(pa.string())  # text entry -> input text
         self._text_slots: list[int] = []  # text entry -> answer slot
         self._text_slots_np = np.empty(0, np.int64)
@@ -65,32 +140,27 @@ class FunctionAnswers:
         """Per row, the answer slot of its input (NULL for NULL input); None if any input is new."""
         valid = None if inputs.null_count == 0 else inputs.is_valid().to_numpy(zero_copy_only=False)
         with self.lock:
-            self._sort_new_hashes()
-            if not len(self._sorted_hashes):
-                return None
-            order = np.argsort(hashes)  # sorted probes walk the sorted keys in order: much faster
-            positions = np.empty(len(hashes), np.int64)
-            positions[order] = np.searchsorted(self._sorted_hashes, hashes[order])
-            np.minimum(positions, len(self._sorted_hashes) - 1, out=positions)
-            found = self._sorted_hashes[positions] == hashes
+            entries = self._by_hash.lookup(hashes)
             if valid is not None:
-                found |= ~valid
-            if not found.all():
+                entries[~valid] = 0  # any entry: NULL rows get a NULL slot below
+            if (entries < 0).any():
                 return None
-            entries = self._sorted_entries[positions]
             if len(self._text_slots_np) < len(self._text_slots):
                 self._text_slots_np = np.asarray(self._text_slots, np.int64)
             known = self._texts.take(pa.array(entries))
             slots = self._text_slots_np[entries]
-        if pc.equal(known, inputs).false_count:  # a hash collision: let the slow path sort it out
+        if valid is None:
+            if not known.equals(inputs):  # a hash collision: let the slow path sort it out
+                return None
+        elif pc.equal(known, inputs).false_count:
             return None
         return pa.array(slots, mask=None if valid is None else ~valid)
 
     def slots_for_texts(self, texts: list[str], hashes: list[int]) -> list[int | None]:
         with self.lock:
-            entries = [self._by_hash.get(h) for h in hashes]
+            entries = self._by_hash.lookup(np.array(hashes, np.uint64)).tolist()
             return [
-                None if entry is None or self._texts.value(entry) != text else self._text_slots[entry]
+                None if entry < 0 or self._texts.value(entry) != text else self._text_slots[entry]
                 for text, entry in zip(texts, entries, strict=True)
             ]
 
@@ -98,8 +168,15 @@ class FunctionAnswers:
         with self.lock:
             return self._by_canonical.get(canonical)
 
-    def add(self, text: str, text_hash: int, canonical: str, row: dict[str, Any] | None = None) -> int:
-        """Remember `row` for `canonical` (or reuse the slot already holding it); map `text` to it."""
+    def row_for_canonical(self, canonical: str) -> dict[str, Any] | None:
+        with self.lock:
+            slot = self._by_canonical.get(canonical)
+            return None if slot is None else self._answers.value(slot)
+
+    def remember(self, canonical: str, row: dict[str, Any] | None = None) -> int:
+        """Remember `row` for `canonical` (or reuse the slot already holding it); returns the slot.
+        Without an input text: `sutro_batch` answers are found by canonical form until a
+        `sutro_run` vector maps its text to them (`add`)."""
         with self.lock:
             slot = self._by_canonical.get(canonical)
             if slot is None:
@@ -108,26 +185,19 @@ class FunctionAnswers:
                 slot = len(self._answers)
                 self._answers.append(row)
                 self._by_canonical[canonical] = slot
+            return slot
+
+    def add(self, text: str, text_hash: int, canonical: str, row: dict[str, Any] | None = None) -> int:
+        """Remember `row` for `canonical` (see `remember`) and map the input `text` to its slot."""
+        with self.lock:
+            slot = self.remember(canonical, row)
             entry = self._by_hash.get(text_hash)
             if entry is not None and self._texts.value(entry) == text and self._text_slots[entry] == slot:
                 return slot  # this text is already known
-            self._by_hash[text_hash] = len(self._text_slots)
-            self._unsorted.append((text_hash, len(self._text_slots)))
+            self._by_hash.set(text_hash, len(self._text_slots))
             self._texts.append(text)
             self._text_slots.append(slot)
             return slot
-
-    def _sort_new_hashes(self) -> None:
-        """Merge hashes added since the last lookup into the sorted arrays (newest first among equals)."""
-        if not self._unsorted:
-            return
-        new = np.array(self._unsorted, dtype=np.uint64)
-        self._unsorted = []
-        order = np.lexsort((-new[:, 1].astype(np.int64), new[:, 0]))  # by hash, newest entry first
-        hashes, entries = new[order, 0], new[order, 1].astype(np.int64)
-        at = np.searchsorted(self._sorted_hashes, hashes)
-        self._sorted_hashes = np.insert(self._sorted_hashes, at, hashes)
-        self._sorted_entries = np.insert(self._sorted_entries, at, entries)
 
     def row(self, slot: int) -> dict[str, Any]:
         return self._answers.value(slot)
@@ -138,10 +208,7 @@ class FunctionAnswers:
             return self._answers.take(slots)
 
     def _clear(self) -> None:
-        self._by_hash.clear()
-        self._sorted_hashes = np.empty(0, np.uint64)
-        self._sorted_entries = np.empty(0, np.int64)
-        self._unsorted = []
+        self._by_hash = HashIndex()
         self._texts = _GrowingArray(pa.string())
         self._text_slots = []
         self._text_slots_np = np.empty(0, np.int64)

@@ -29,7 +29,7 @@ from sqlglot.errors import ParseError
 
 from ..errors import QueryError
 from .answers import ANSWER_SQL_TYPE
-from .batch import BatchOptions, BatchRunner, answer_structs, content_key, quote, spool_query
+from .batch import BatchOptions, BatchRunner, content_key, quote, spool_query
 from .rewrite import (
     Lift,
     inputs_query,
@@ -118,12 +118,11 @@ def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Selec
     fields = ", ".join(f"json_extract_string(__sutro_input, {_json_path(n)}) AS {quote(n)}" for n in names)
     spool = spool_query(con, info, f"SELECT __sutro_input, {fields} FROM ({inputs})", "__sutro_input", session.workdir)
     try:
-        _, results = BatchRunner(session).run(info, spool, BatchOptions())
+        answers = BatchRunner(session).answer(info, spool, BatchOptions(cache=lift.cache)).per_row()
         texts = pq.read_table(spool.path, columns=["__sutro_input"]).column(0)
     finally:
         spool.remove()
-    answers = answer_structs(info, results)
-    errors = results.column("error")
+    errors = answers.field("error")
     if lift.on_error == "raise" and errors.null_count < len(errors):
         first = next(i for i, e in enumerate(errors.to_pylist()) if e is not None)
         raise row_failure(info.name, texts[first].as_py(), errors[first].as_py())

@@ -112,6 +112,7 @@ class Lift:
     function: str
     input: exp.Expression
     on_error: str
+    cache: bool
     calls: tuple[exp.Anonymous, ...]
 
 
@@ -123,8 +124,8 @@ def liftable_calls(tree: exp.Expression) -> list[Lift]:
         tree.args.get(key) for key in ("group", "having", "distinct", "limit", "offset", "qualify")
     ):
         return []
-    groups: dict[tuple[str, str, str], list[exp.Anonymous]] = {}
-    inputs: dict[tuple[str, str, str], exp.Expression] = {}
+    groups: dict[tuple[str, str, str, bool], list[exp.Anonymous]] = {}
+    inputs: dict[tuple[str, str, str, bool], exp.Expression] = {}
     for projection in tree.expressions:
         for call in sutro_calls(projection, "sutro_run"):
             if any(isinstance(a, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for a in _ancestors(call, tree)):
@@ -138,10 +139,10 @@ def liftable_calls(tree: exp.Expression) -> list[Lift]:
             cache = options.get("cache")
             if cache is not None and not isinstance(cache, exp.Boolean):
                 continue
-            key = (literal_function_name(call), args[1].sql("duckdb"), mode)
+            key = (literal_function_name(call), args[1].sql("duckdb"), mode, cache is None or bool(cache.this))
             groups.setdefault(key, []).append(call)
             inputs.setdefault(key, args[1])
-    return [Lift(fn, inputs[(fn, text, mode)], mode, tuple(calls)) for (fn, text, mode), calls in groups.items()]
+    return [Lift(key[0], inputs[key], key[2], key[3], tuple(calls)) for key, calls in groups.items()]
 
 
 def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expression]:

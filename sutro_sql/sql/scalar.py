@@ -33,7 +33,7 @@ from ..errors import (
     ValidationError,
 )
 from .answers import ANSWER_TYPE, answer_row, error_row
-from .cache import FunctionAnswers, answer_key
+from .cache import FunctionAnswers, answer_key, canonical_json
 from .session import FunctionInfo, SutroSession, binding_a_relation
 
 #: Errors that are about the deployment, not the row: they fail the query even with on_error := 'null'.
@@ -251,13 +251,15 @@ def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _literal(fn: pa.ChunkedArray) -> Any:
     """The Function name, which must be the same on every row (a string literal)."""
-    names = _array(fn).unique()
-    if len(names) > 1:
+    names = _array(fn)
+    first = names[0]
+    if names.null_count not in (0, len(names)) or pc.equal(names, first).false_count:
+        distinct = names.unique()
         raise QueryError(
-            f"sutro_run: the Function name must be a string literal, got {len(names)} different names "
-            f"({', '.join(map(str, names.to_pylist()[:3]))}, ...)"
+            f"sutro_run: the Function name must be a string literal, got {len(distinct)} different names "
+            f"({', '.join(map(str, distinct.to_pylist()[:3]))}, ...)"
         )
-    return names[0].as_py()
+    return first.as_py()
 
 
 def _row_slots(slots: list[Any], indices: pa.Array) -> pa.Array:
@@ -277,5 +279,5 @@ def _canonical_input(info: FunctionInfo, text: str) -> tuple[Any, str]:
             f"sutro_run: the input must be a STRUCT such as {{'query': q, 'region': r}} or a table row, "
             f"got the {type(value).__name__} {preview(text)}"
         )
-    payload = info.spec.convert_input(value) if info.spec is not None else value
-    return payload, json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    payload = info.payload(value)
+    return payload, canonical_json(payload)

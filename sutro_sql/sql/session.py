@@ -4,7 +4,7 @@
 Python UDFs behind the SQL surface and the TEMP macros users call:
 
 - ``sutro_run(fn, input, on_error := 'raise', cache := true)`` -> `_sutro_run` (Arrow UDF);
-- ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description)`` -> a
+- ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
 - ``sutro_jobs()`` -> a table macro over `_sutro_jobs`.
 
@@ -81,6 +81,10 @@ class FunctionInfo:
     spec: FunctionSpec | None
     revision: str
 
+    def payload(self, value: dict[str, Any]) -> Any:
+        """What the backend is sent for one input object (the spec's input conversion, if known)."""
+        return self.spec.convert_input(value) if self.spec is not None else value
+
 
 class SutroSession:
     """The state behind one registered DuckDB connection."""
@@ -156,7 +160,14 @@ class SutroSession:
 
 def binding_a_relation() -> bool:
     """True while DuckDB's Python relation layer binds a statement, which it runs again after:
-    constant UDF calls are evaluated in both phases, and must not be counted twice."""
+    constant UDF calls in a table function's arguments (`sutro_batch`) are evaluated in both
+    phases, and must not be counted twice.
+
+    DuckDB offers no public signal for the phase (checked in 2.0.1: same thread, same
+    arguments, `query_progress()` is -1 in both), so this looks for the relation layer's
+    `bind` on the call stack. Only the counters depend on it: if a DuckDB upgrade renamed
+    that module, the second evaluation would still submit nothing (its rows are cached by
+    then) but would be counted again, which the exact-stats tests would catch."""
     frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
@@ -226,7 +237,7 @@ def register(
     con.create_function(
         "_sutro_batch",
         BatchMaterializer(session),
-        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR"],
+        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN"],
         "VARCHAR",
         null_handling="special",
     )
@@ -245,8 +256,9 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
-        "dry_run := false, job_name := NULL, description := NULL) AS TABLE "
-        "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description))"
+        "dry_run := false, job_name := NULL, description := NULL, cache := true) AS TABLE "
+        "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, "
+        "description, cache))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(

@@ -1,0 +1,63 @@
+"""Answer cache internals: `HashIndex` against a dict, colliding hashes, and batch rows' canonical form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sutro_sql.functions import FunctionSpec
+from sutro_sql.sql.batch import canonical_rows
+from sutro_sql.sql.cache import FunctionAnswers, HashIndex, canonical_json
+from sutro_sql.sql.session import FunctionInfo
+
+
+def test_hash_index_agrees_with_a_dict_through_growth_replacements_and_collisions():
+    rng = np.random.default_rng(7)
+    index, truth = HashIndex(capacity=16), {}
+    for _ in range(20):
+        keys = rng.integers(0, 2**64 - 1, 400, dtype=np.uint64, endpoint=True).tolist()
+        keys[:40] = rng.choice(list(truth), 40).tolist() if truth else keys[:40]  # replace known keys
+        keys[:4] = [n << 60 for n in range(4)]  # same low bits, and 0 itself
+        for key in keys:
+            truth[key] = int(rng.integers(0, 10**6))
+            index.set(key, truth[key])
+        assert all(index.get(key) == truth[key] for key in list(truth)[-50:])  # before the merge
+        unknown = rng.integers(0, 2**64 - 1, 300, dtype=np.uint64, endpoint=True)
+        probes = np.concatenate([np.fromiter(truth, np.uint64), unknown])
+        expected = np.array([truth.get(key, -1) for key in probes.tolist()])
+        assert (index.lookup(probes) == expected).all()
+        missing = next(key for key in unknown.tolist() if key not in truth)
+        assert index.get(missing) is None
+
+
+def test_a_hash_collision_never_returns_another_inputs_answer():
+    answers = FunctionAnswers()
+    answers.add('{"text":"a"}', 42, "a", {"response": "A"})
+    inputs = pa.array(['{"text":"b"}'])  # a different input with the same hash
+    assert answers.lookup_rows(np.array([42], np.uint64), inputs) is None
+    assert answers.slots_for_texts(['{"text":"b"}'], [42]) == [None]
+    slots = answers.lookup_rows(np.array([42, 42], np.uint64), pa.array(['{"text":"a"}', None]))
+    assert slots.to_pylist() == [0, None]
+    assert answers.take(slots).to_pylist()[0]["response"] == "A"
+
+
+TRICKY = ["plain", 'quote " and \\ backslash', "new\nline\ttab\x01", "ünïcödé ✓ 日本", "", None]
+
+
+@pytest.mark.parametrize("with_spec", [True, False])
+def test_batch_rows_canonicalize_exactly_as_sutro_run_inputs(with_spec):
+    spec = FunctionSpec(
+        name="f",
+        kind="classification",
+        description="d",
+        inputs=[{"name": "subject"}, {"name": "body"}, {"name": "note", "required": False}],
+        labels={"a": "", "b": ""},
+    )
+    info = FunctionInfo("f", spec if with_spec else None, "r")
+    pairs = [(a, b) for a in TRICKY for b in TRICKY]
+    table = pa.record_batch(
+        {"subject": pa.array([a for a, _ in pairs], pa.string()), "body": pa.array([b for _, b in pairs], pa.string())}
+    )
+    expected = [canonical_json(info.payload({"subject": a, "body": b})) for a, b in pairs]
+    assert canonical_rows(info, table) == expected
