@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _backends import InstantBackend  # noqa: E402
 
-import sutro_sql.sql as sutro_sql_layer  # noqa: E402
+import sutro_sql.sql_layer as sutro_sql_layer  # noqa: E402
 
 
 def run_once(home: str, rows: int, distinct: int) -> tuple[int, float, dict]:

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from sutro_sql.backends.local import LocalBackend
 from sutro_sql.functions import load_specs
-from sutro_sql.sql import connect, session_for, sql
+from sutro_sql.sql_layer import connect, session_for, sql
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
 

@@ -44,9 +44,10 @@ _LAZY = {
     "LocalBackend": "sutro_sql.backends.local",
     "RemoteBackend": "sutro_sql.backends.remote",
     # SQL
-    "register": "sutro_sql.sql",
-    "connect": "sutro_sql.sql",
-    "sql": "sutro_sql.sql",
+    "register": "sutro_sql.sql_layer",
+    "connect": "sutro_sql.sql_layer",
+    "sql": "sutro_sql.sql_layer",
+    "session_for": "sutro_sql.sql_layer",
 }
 
 __all__ = [

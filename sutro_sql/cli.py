@@ -326,14 +326,14 @@ class RunSummary:
 
 
 def session_stats(con: Any) -> dict[str, Any]:
-    from .sql import session_for
+    from .sql_layer import session_for
 
     return dataclasses.asdict(session_for(con).stats)
 
 
 def open_database(state: CliState, db: str | None) -> Any:
     """A DuckDB connection (a file, or in memory) with the Functions registered on the backend."""
-    from .sql import connect
+    from .sql_layer import connect
 
     return connect(db or ":memory:", backend=state.backend(), progress=state.progress())
 
@@ -470,7 +470,7 @@ def stop_on_signal(signum: int, state: CliState, summary: RunSummary, con: Any, 
 
 def execute(con: Any, query: str) -> Any:
     """Run one statement through `sutro_sql.sql` (subquery form, TEMP tables) and fetch its rows as Arrow."""
-    from .sql import sql
+    from .sql_layer import sql
 
     result = sql(con, query)
     return None if result is None else result.fetch_arrow_table()

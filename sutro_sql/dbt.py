@@ -15,7 +15,7 @@ In ``profiles.yml``::
           progress: false        # progress bars on stderr
 
 Every key is optional. The plugin registers ``sutro_run``, ``sutro_batch`` and
-``sutro_jobs`` (``sutro_sql.sql.register``) on dbt's connection, and their
+``sutro_jobs`` (``sutro_sql.sql_layer.register``) on dbt's connection, and their
 TEMP macros on each cursor dbt takes from it (DuckDB keeps TEMP macros per
 cursor). One session and one backend serve every thread, so they share the
 concurrency limit, the workers and the answer cache.
@@ -136,7 +136,7 @@ class Plugin(BasePlugin):
             return self._backend
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
-        from .sql import register
+        from .sql_layer import register
 
         register(
             conn,
@@ -149,7 +149,7 @@ class Plugin(BasePlugin):
     def configure_cursor(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """dbt runs every model on a cursor of the registered connection: the UDFs (and the
         session behind them) are shared database-wide, but TEMP macros must be made per cursor."""
-        from .sql.session import install_macros
+        from .sql_layer.session import install_macros
 
         install_macros(cursor)
 

@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 
 from sutro_sql import Client, load_specs
-from sutro_sql.sql import register, session_for
-from sutro_sql.sql import sql as sutro_query
+from sutro_sql.sql_layer import register, session_for
+from sutro_sql.sql_layer import sql as sutro_query
 from tests.sql_support import REPO, run_python
 from tests.test_acceptance_specs import write_newcomer_specs
 
@@ -149,12 +149,6 @@ def test_sql_helper_sees_temp_tables_and_subquery_form(con):
     assert rows.fetchall() == [(10, "high")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sutro_sql/__init__.py lazy `sql`: after sutro_sql.connect() imports the sutro_sql.sql "
-    "subpackage, the name `sutro_sql.sql` is the module, so `sutro_sql.sql(con, q)` raises "
-    "TypeError: 'module' object is not callable",
-)
 def test_public_sql_callable_after_connect(home):
     code = "import sutro_sql\ncon = sutro_sql.connect()\nprint(sutro_sql.sql(con, 'SELECT 42').fetchall())"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUTRO_")}
@@ -169,7 +163,7 @@ def test_database_file_reopened_in_new_process_hits_the_cache(home, tmp_path):
     database = tmp_path / "w.duckdb"
     code = f"""
 import json, sutro_sql
-from sutro_sql.sql import session_for
+from sutro_sql.sql_layer import session_for
 con = sutro_sql.connect({str(database)!r})
 con.execute("CREATE TABLE IF NOT EXISTS r AS SELECT * FROM (VALUES (1, 'positive!'), (2, 'mixed...')) t(id, review)")
 con.execute("CREATE OR REPLACE TABLE s AS SELECT id, sutro_run('review-sentiment', {{'review': review}}).response AS s FROM r")

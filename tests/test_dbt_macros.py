@@ -52,7 +52,7 @@ MODELS = {
     """,
 }
 
-# Stand-ins with the SQL layer's signatures (sutro_sql.sql.register): they return their arguments.
+# Stand-ins with the SQL layer's signatures (sutro_sql.sql_layer.register): they return their arguments.
 ECHO_MACROS = [
     "CREATE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true) "
     "AS {'fn': fn, 'input': to_json(input)::varchar, 'on_error': on_error, 'cache': cache}",

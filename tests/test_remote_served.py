@@ -21,7 +21,7 @@ from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from sutro_sql.functions import load_spec_file
 from sutro_sql.http import RetryPolicy
-from sutro_sql.sql import register
+from sutro_sql.sql_layer import register
 from tests.support.engines import KeywordEngine
 from tests.support.serve_process import EXAMPLE_FUNCTIONS, ServedDeployment, make_home
 

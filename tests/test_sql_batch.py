@@ -10,7 +10,7 @@ import time
 import duckdb
 import pytest
 
-from sutro_sql.sql import connect, session_for
+from sutro_sql.sql_layer import connect, session_for
 from tests.sql_support import REPO, CountingBackend, logged_rows, run_python
 
 
@@ -223,7 +223,7 @@ def test_a_new_process_answers_from_the_disk_cache(home, tmp_path):
     log = tmp_path / "engine.log"
     code = (
         "import json, sutro_sql\n"
-        "from sutro_sql.sql import session_for\n"
+        "from sutro_sql.sql_layer import session_for\n"
         "con = sutro_sql.connect()\n"
         "con.execute(\"CREATE TABLE t AS SELECT 'bug number ' || i AS subject, 'b' AS body FROM range(40) r(i)\")\n"
         "rows = con.sql(\"SELECT row_id, response FROM sutro_batch('ticket-triage', 't') ORDER BY row_id\").fetchall()\n"

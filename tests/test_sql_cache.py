@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 from sutro_sql.functions import FunctionSpec
-from sutro_sql.sql.batch import canonical_rows
-from sutro_sql.sql.cache import FunctionAnswers, HashIndex, canonical_json
-from sutro_sql.sql.session import FunctionInfo
+from sutro_sql.sql_layer.batch import canonical_rows
+from sutro_sql.sql_layer.cache import FunctionAnswers, HashIndex, canonical_json
+from sutro_sql.sql_layer.session import FunctionInfo
 
 
 def test_hash_index_agrees_with_a_dict_through_growth_replacements_and_collisions():

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from sutro_sql import QueryError
-from sutro_sql.sql import batch, connect, session_for, sql
-from sutro_sql.sql.rewrite import validate_read_query
-from sutro_sql.sql.session import FunctionInfo
+from sutro_sql.sql_layer import batch, connect, session_for, sql
+from sutro_sql.sql_layer.rewrite import validate_read_query
+from sutro_sql.sql_layer.session import FunctionInfo
 from tests.sql_support import CountingBackend
 
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from sutro_sql.backends.remote import RemoteBackend
-from sutro_sql.sql import connect, session_for
+from sutro_sql.sql_layer import connect, session_for
 from tests.support.serve_process import TEST_KEY, ServedDeployment, make_home
 
 

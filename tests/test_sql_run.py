@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 import sutro_sql
-from sutro_sql.sql import connect, register, session_for, sql
+from sutro_sql.sql_layer import connect, register, session_for, sql
 from tests.sql_support import CountingBackend, logged_rows, run_python
 
 RUN = "sutro_run('lead-qualifier', {'query': query, 'region': region})"
@@ -127,7 +127,7 @@ def test_answers_are_cached_across_processes(home, tmp_path):
     log = tmp_path / "engine.log"
     code = (
         "import json, sutro_sql\n"
-        "from sutro_sql.sql import session_for\n"
+        "from sutro_sql.sql_layer import session_for\n"
         f"con = sutro_sql.connect({str(tmp_path / 'w.duckdb')!r})\n"
         "con.execute(\"CREATE TABLE IF NOT EXISTS leads AS SELECT i AS id, 'lead ' || (i % 12) AS query, "
         "'NA' AS region FROM range(300) t(i)\")\n"

@@ -23,7 +23,7 @@ that were answered), in query order.
 The inner query runs on a cursor, which sees committed tables and views only,
 not this connection's TEMP tables or uncommitted rows; such a query fails with a
 message saying so. `sutro_sql.sql(con, ...)` serves that case: it runs the inner
-query on the connection itself first (see `sutro_sql.sql.query`).
+query on the connection itself first (see `sutro_sql.sql_layer.query`).
 """
 
 from __future__ import annotations
