@@ -1,4 +1,3 @@
-# TEAM NOTE: read /work/main/TEAM.md first (rules, deadline, shared venv, no git writes).
 """Shared fixtures: a fresh home with the example Functions, and a LocalBackend on it
 driven by the deterministic KeywordEngine (tests/support/engines.py)."""
 

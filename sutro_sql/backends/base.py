@@ -1,5 +1,4 @@
 """The Backend protocol: the one seam between sutro-sql and wherever Functions run.
-# TEAM NOTE (remove before release): every helper must read /work/main/TEAM.md first (rules, deadline 18:20 UTC, shared venv, no git writes).
 
 It mirrors the v1 HTTP API (../shared/sutro-api-v1.md) call for call, with the
 same payload shapes, so RemoteBackend is a thin httpx client, the v1 server is

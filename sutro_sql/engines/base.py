@@ -1,4 +1,3 @@
-# TEAM NOTE: read /work/main/TEAM.md first (rules, deadline, shared venv, no git writes).
 """The engine interface: how the local deployment asks for answers.
 
 An engine answers a batch of already-converted input rows for one Function.
