@@ -74,7 +74,12 @@ class DiskCachedEncoder:
         texts = list(self.entries)
         vectors = np.stack([self.entries[t][0] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
         with self.path.open("wb") as file:
-            np.savez(file, texts=np.array(texts, dtype=str), vectors=vectors, counts=np.array([self.entries[t][1] for t in texts]))
+            np.savez(
+                file,
+                texts=np.array(texts, dtype=str),
+                vectors=vectors,
+                counts=np.array([self.entries[t][1] for t in texts]),
+            )
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:

@@ -62,6 +62,25 @@ def test_zero_shot_labels_clear_reviews_from_the_descriptions(engine):
         assert REVIEW_LABELS[expected][:30] in answer.rationale
 
 
+def test_zero_shot_confidence_is_high_on_obvious_tickets_and_lower_on_vague_ones(engine, specs):
+    """Without examples, four-way confidence on clear-cut rows is far above 1/4, and a vague row gets less."""
+    spec = specs["ticket-triage"].model_copy(update={"examples": [], "name": "triage-zero-shot"})
+    obvious = [
+        (
+            {"subject": "Refund please", "body": "You charged my card twice this month, I want my money back."},
+            "billing",
+        ),
+        ({"subject": "Locked out", "body": "I forgot my password and now my account is locked."}, "account_access"),
+        ({"subject": "Crash", "body": "The app crashes with an error every time I open the settings page."}, "bug"),
+        ({"subject": "Idea", "body": "Please add a dark mode, it would be a great new feature."}, "feature_request"),
+    ]
+    vague = {"subject": "Hello", "body": "Just saying hi, hope you are all well."}
+    answers = engine.answer(spec, [row for row, _ in obvious] + [vague])
+    assert [a.output for a in answers[:-1]] == [label for _, label in obvious]
+    assert all(a.confidence > 0.8 for a in answers[:-1]), [a.confidence for a in answers]
+    assert answers[-1].confidence < min(a.confidence for a in answers[:-1])
+
+
 def test_a_label_without_description_is_matched_by_its_name(engine):
     spec = FunctionSpec(name="animals", kind="classification", inputs=["text"], labels=["cat", "dog_food"])
     [answer] = engine.answer(spec, [{"text": "my kitten purrs on the sofa"}])

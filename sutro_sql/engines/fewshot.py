@@ -39,10 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 
 ZERO_SHOT_SCALE_PER_COMPETITOR = 44.0  # logits per unit of cosine per competing label, with no examples
-ZERO_SHOT_PRIOR_COUNT = 16.0  # how many observations the zero-shot model's opinion is worth
+ZERO_SHOT_PRIOR_COUNT = 12.0  # how many observations the zero-shot model's opinion is worth
 UNIFORM_PSEUDO_COUNT = 2.0
 RIDGE_GRID = (0.03, 0.1, 0.3, 1.0)
-ZERO_SHOT_GRID = np.concatenate([[0.0], np.geomspace(2.0, 200.0, 24)])
+ZERO_SHOT_GRID = np.geomspace(0.05, 5.0, 24)  # multiples of zero_shot_scale(n_labels)
 EXAMPLE_GRID = np.concatenate([[0.0], np.geomspace(0.5, 60.0, 24)])
 
 
@@ -98,14 +98,15 @@ class FewShotClassifier:
         n = len(self.examples)
         zero_shot = self.examples @ self.descriptions.T
         prior = softmax(self.zero_shot_scale * zero_shot)  # the zero-shot model's soft labels
-        floor = self.zero_shot_scale * ZERO_SHOT_PRIOR_COUNT / (ZERO_SHOT_PRIOR_COUNT + n)
+        floor = ZERO_SHOT_PRIOR_COUNT / (ZERO_SHOT_PRIOR_COUNT + n)  # fades as examples accrue
+        zero_shot_scales = self.zero_shot_scale * ZERO_SHOT_GRID[ZERO_SHOT_GRID >= floor]
         best = (np.inf, ())
         for ridge in RIDGE_GRID:
             inverse = np.linalg.inv(kernel + ridge * np.eye(len(kernel)))
             fitted = kernel @ inverse @ targets
             leverage = np.einsum("ij,ji->i", kernel, inverse)[:n, None]
             loo = (fitted[:n] - leverage * targets[:n]) / np.maximum(1.0 - leverage, 1e-6)
-            for a in ZERO_SHOT_GRID[ZERO_SHOT_GRID >= floor]:  # every b at once: logits[b, example, label]
+            for a in zero_shot_scales:  # every b at once: logits[b, example, label]
                 logits = a * zero_shot[None] + EXAMPLE_GRID[:, None, None] * loo[None]
                 log_probs = logits - _logsumexp(logits)
                 nll = -log_probs[:, np.arange(n), self.example_labels].sum(axis=-1)
