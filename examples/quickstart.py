@@ -85,7 +85,8 @@ def main(home: str | Path = ".sutro-demo") -> None:
             f"{time.monotonic() - started:.1f}s."
         )
         if stats["calls"] == 0 and stats["jobs_submitted"] == 0:
-            console.print("Everything came from the answer cache and the finished job: nothing was computed again.")
+            source = "the answer cache and the finished job" if stats["jobs_reattached"] else "the answer cache"
+            console.print(f"Everything came from {source}: nothing was computed again.")
         else:
             console.print("Run it again: the answers come from the cache, with no engine calls.")
         con.close()

@@ -4,6 +4,7 @@ cannot write."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sutro_sql.backends.local import LocalBackend
+from sutro_sql.backends.local import store as store_module
 from sutro_sql.backends.local.store import JobStore, RowResult
 from tests.conftest import REPO
 from tests.support.local_jobs import ticket_rows, wait_for_job
@@ -126,6 +128,110 @@ def test_a_killed_job_resumes_in_a_new_process_without_losing_or_recomputing_row
     assert len(computed_again) == len(set(computed_again)), "a row was computed twice by the second process"
     assert set(computed_again) == {row_text(row) for row in rows} - committed
     assert committed <= set(logged_texts(log_first))
+
+
+def test_a_sigkilled_owner_is_taken_over_long_before_its_lease_expires(home, keyword_engine):
+    rows = ticket_rows(200)
+    with LocalBackend(home, engine=keyword_engine, start_workers=False) as backend:
+        backend.settings.poll_interval = 0.05
+        job_id = backend.submit_batch("ticket-triage", rows, id_column="id")
+        owner = start_process(WORKER_PROCESS, home, "4", "600", "serve", delay=0.01)
+        try:
+            deadline = time.monotonic() + 30
+            while backend.get_job(job_id)["rows_done"] < 8:
+                assert time.monotonic() < deadline, "the owner process made no progress"
+                time.sleep(0.01)
+        finally:
+            owner.send_signal(signal.SIGKILL)
+            owner.communicate()
+        with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as con:
+            status, lease_pid, lease_expires = con.execute(
+                "SELECT status, lease_pid, lease_expires FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        assert (status, lease_pid) == ("RUNNING", owner.pid)
+        assert lease_expires > time.time() + 500  # the lease alone would block recovery for ~10 minutes
+
+        backend.start_workers()
+        job = wait_for_job(backend, job_id, timeout=30)
+        assert (job["status"], job["rows_done"], job["rows_failed"]) == ("SUCCEEDED", 200, 0)
+        assert backend.get_job_results(job_id).column("id").to_pylist() == [row["id"] for row in rows]
+
+
+def set_lease_owner(home: Path, job_id: str, *, pid: int, host: str | None = None) -> None:
+    """Rewrite who holds a job's lease (host unchanged when None), as if another process held it."""
+    with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as con, con:
+        con.execute(
+            "UPDATE jobs SET lease_pid = ?, lease_host = COALESCE(?, lease_host) WHERE job_id = ?", (pid, host, job_id)
+        )
+
+
+def job_ids(home: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as con:
+        return [row[0] for row in con.execute("SELECT job_id FROM jobs ORDER BY seq")]
+
+
+def exited_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def owned_by_another_user(pid: int, signal_number: int) -> None:
+    raise PermissionError(f"process {pid} belongs to another user")
+
+
+def test_only_a_dead_owner_on_this_host_lapses_a_lease_before_it_expires(home, keyword_engine, monkeypatch):
+    with LocalBackend(home, engine=keyword_engine, start_workers=False) as backend:
+        job_id = backend.submit_batch("ticket-triage", ticket_rows(3))
+    store = JobStore(home / "jobs.sqlite3")
+    try:
+        assert store.claim("first-owner", lease_seconds=600).job_id == job_id
+        assert store.claim("thief", lease_seconds=600) is None  # held by this process, which is alive
+        dead = exited_pid()
+        set_lease_owner(home, job_id, pid=dead, host="another-host")
+        assert store.claim("thief", lease_seconds=600) is None  # a pid on another host cannot be checked
+        set_lease_owner(home, job_id, pid=dead, host=store_module._HOST)
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "kill", owned_by_another_user)
+            assert store.claim("thief", lease_seconds=600) is None  # PermissionError: alive, another user's
+        taken = store.claim("second-owner", lease_seconds=600)
+        assert taken is not None and (taken.job_id, taken.status) == (job_id, "STARTING")
+        assert store.get(job_id)["lease_owner"] == "second-owner"
+        assert (store.get(job_id)["lease_host"], store.get(job_id)["lease_pid"]) == (store_module._HOST, os.getpid())
+        assert store.commit_rows(job_id, "first-owner", [RowResult(0, '"stale"', 0.1, None)], 1, 1, 30) is None
+    finally:
+        store.close()
+
+
+def test_a_creation_abandoned_by_a_dead_submitter_is_purged_at_once(home):
+    store = JobStore(home / "jobs.sqlite3")
+    try:
+        fields = dict(function="ticket-triage", revision="r", spec_json="{}", run_type="FULL", priority=0)
+        fields.update(name=None, description=None, id_column=None, content_key="key", lease_seconds=600)
+        assert store.begin_job(job_id="job-live", owner="me", **fields) is None
+        store.purge_abandoned_creations()
+        assert job_ids(home) == ["job-live"]  # its submitter (this process) is alive: still being created
+        set_lease_owner(home, "job-live", pid=exited_pid())
+        store.purge_abandoned_creations()
+        assert job_ids(home) == []
+        assert store.begin_job(job_id="job-next", owner="me", **fields) is None  # the key is free again
+        assert job_ids(home) == ["job-next"]
+    finally:
+        store.close()
+
+
+def test_a_version_1_home_gains_the_lease_owner_columns_and_keeps_its_jobs(home, keyword_engine):
+    with LocalBackend(home, engine=keyword_engine, start_workers=False) as backend:
+        job_id = backend.submit_batch("ticket-triage", ticket_rows(3))
+    with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as con, con:
+        con.execute("ALTER TABLE jobs DROP COLUMN lease_host")
+        con.execute("ALTER TABLE jobs DROP COLUMN lease_pid")
+        con.execute("PRAGMA user_version = 1")
+    with LocalBackend(home, engine=keyword_engine, workers=1) as backend:
+        assert wait_for_job(backend, job_id)["status"] == "SUCCEEDED"
+    with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as con:
+        assert con.execute("PRAGMA user_version").fetchone() == (2,)
+        assert {"lease_host", "lease_pid"} <= {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
 
 
 @pytest.mark.slow

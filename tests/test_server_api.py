@@ -18,6 +18,8 @@ from tests.support.fault_server import FaultServer, Reply
 from tests.support.serve_process import ServedDeployment, make_home
 
 ROWS = [{"subject": "Invoice", "body": "billing issue"}, {"subject": "Crash", "body": "a bug"}]
+#: The statuses a job that succeeds goes through, in order.
+LIFECYCLE = ("QUEUED", "STARTING", "RUNNING", "SUCCEEDED")
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +79,15 @@ def test_malformed_json_is_400_and_a_non_object_is_422(http):
 
 def test_batch_inference_answers_200_with_the_job_id_visible_at_once(http):
     job_id = submit(http, job_priority=None, json_schema=None, system_prompt=None, sampling_params=None)
-    assert http.get(f"/job-status/{job_id}").json() == {
-        "job_status": {job_id: http.get(f"/jobs/{job_id}").json()["job"]["status"]}
-    }
+    # both reads find the job at once; it may move on between them (STARTING -> SUCCEEDED), never back
+    status_reply = http.get(f"/job-status/{job_id}")
+    job_reply = http.get(f"/jobs/{job_id}")
+    assert (status_reply.status_code, job_reply.status_code) == (200, 200)
+    assert list(status_reply.json()) == ["job_status"] and list(status_reply.json()["job_status"]) == [job_id]
+    first, then = status_reply.json()["job_status"][job_id], job_reply.json()["job"]["status"]
+    assert {first, then} <= set(LIFECYCLE), (first, then)
+    assert LIFECYCLE.index(first) <= LIFECYCLE.index(then), (first, then)
+    assert job_reply.json()["job"]["job_id"] == job_id
     job = finished(http, job_id)
     assert (job["status"], job["job_priority"], job["num_rows"]) == ("SUCCEEDED", 0, 2)
     for field in (

@@ -10,7 +10,10 @@ A worker holds a job through a lease (owner id + expiry). Every write a worker
 makes checks that it still owns the lease, so a worker that lost its job (it
 stalled past the expiry and another process took over) can never overwrite
 rows or counters. A job whose lease expired is claimable again, and only its
-unfinished rows are computed.
+unfinished rows are computed. The lease also records the owner's host and pid:
+a lease held by a process of this host that no longer exists (killed by
+SIGKILL, say) counts as expired at once, so recovery does not wait out the
+expiry; owners on other hosts cannot be checked and keep their expiry.
 
 Statuses are the v1 ones plus CREATING: a job whose rows are still being
 written by `submit_batch`. It is invisible (not listed, not found) until it
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -34,7 +39,7 @@ from ...errors import ServerError
 
 CREATING = "CREATING"
 ACTIVE_STATUSES = ("STARTING", "RUNNING", "CANCELLING")
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,7 +68,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     estimated_output_tokens INTEGER,
     failure_reason TEXT,
     lease_owner TEXT,
-    lease_expires REAL NOT NULL DEFAULT 0
+    lease_expires REAL NOT NULL DEFAULT 0,
+    lease_host TEXT,
+    lease_pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, priority, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_content_key ON jobs (content_key);
@@ -79,13 +86,42 @@ CREATE TABLE IF NOT EXISTS job_rows (
     PRIMARY KEY (job_id, idx)
 ) WITHOUT ROWID;
 """
+#: Version 1 homes lack the lease's host and pid.
+_MIGRATIONS = {1: "ALTER TABLE jobs ADD COLUMN lease_host TEXT; ALTER TABLE jobs ADD COLUMN lease_pid INTEGER;"}
 
-#: The next job a worker should take: waiting ones, and held ones whose lease expired.
+#: SQL: has this job's lease lapsed (expired, or its owner process is gone)? Binds the current time.
+_LEASE_LAPSED = "(lease_expires < ? OR lease_owner_gone(lease_host, lease_pid))"
+#: The next job a worker should take: waiting ones, and held ones whose lease lapsed.
 _CLAIMABLE = (
     "SELECT {columns} FROM jobs WHERE status = 'QUEUED'"
-    " OR (status IN ('STARTING', 'RUNNING', 'CANCELLING') AND lease_expires < ?)"
+    f" OR (status IN ('STARTING', 'RUNNING', 'CANCELLING') AND {_LEASE_LAPSED})"
     " ORDER BY priority DESC, seq LIMIT 1"
 )
+
+
+def _process_space() -> str:
+    """This host as lease owners are recorded: the hostname, plus on Linux the pid namespace, so a
+    container sharing the hostname but not our pids is another host."""
+    try:
+        return f"{socket.gethostname()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return socket.gethostname()
+
+
+_HOST = _process_space()
+
+
+def _lease_owner_gone(host: str | None, pid: int | None) -> bool:
+    """Is the recorded owner a process of this host that no longer exists? Unknown -> no."""
+    if host != _HOST or pid is None or os.name != "posix":  # on Windows os.kill(pid, 0) is not a probe
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, owned by another user
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -125,7 +161,12 @@ class JobStore:
         self._closed = False
         con = self._connection()
         if con.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
-            con.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {_SCHEMA_VERSION};COMMIT;")
+            with self._transaction():
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                for statement in (_MIGRATIONS.get(version, "") + _SCHEMA).split(";"):
+                    if statement.strip():
+                        con.execute(statement)
+                con.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # -- connections and transactions -------------------------------------------------------
 
@@ -138,6 +179,7 @@ class JobStore:
                 self.path, timeout=60, isolation_level=None, check_same_thread=False, factory=_Connection
             )
             con.row_factory = sqlite3.Row
+            con.create_function("lease_owner_gone", 2, _lease_owner_gone)
             con.execute("PRAGMA busy_timeout = 60000")
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
@@ -193,13 +235,14 @@ class JobStore:
             with self._transaction() as con:
                 if content_key is not None:
                     existing = con.execute(
-                        "SELECT job_id, status, lease_expires FROM jobs WHERE content_key = ? AND run_type = ?"
-                        " AND status NOT IN ('FAILED', 'CANCELLED') ORDER BY seq DESC LIMIT 1",
-                        (content_key, run_type),
+                        f"SELECT job_id, status, {_LEASE_LAPSED} AS lapsed FROM jobs"
+                        " WHERE content_key = ? AND run_type = ? AND status NOT IN ('FAILED', 'CANCELLED')"
+                        " ORDER BY seq DESC LIMIT 1",
+                        (now, content_key, run_type),
                     ).fetchone()
                     if existing is not None and existing["status"] != CREATING:
                         return existing["job_id"]
-                    if existing is not None and existing["lease_expires"] < now:
+                    if existing is not None and existing["lapsed"]:
                         self._delete(con, existing["job_id"])  # its creator died mid-submission
                         existing = None
                     if existing is not None:
@@ -208,8 +251,8 @@ class JobStore:
                         continue
                 con.execute(
                     "INSERT INTO jobs (job_id, function, revision, spec, status, run_type, priority, name,"
-                    " description, id_column, content_key, created, lease_owner, lease_expires)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " description, id_column, content_key, created, lease_owner, lease_expires, lease_host, lease_pid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         function,
@@ -225,6 +268,8 @@ class JobStore:
                         now,
                         owner,
                         now + lease_seconds,
+                        _HOST,
+                        os.getpid(),
                     ),
                 )
                 return None
@@ -271,10 +316,10 @@ class JobStore:
             self._delete(con, job_id)
 
     def purge_abandoned_creations(self) -> None:
-        """Delete CREATING jobs whose submitting process died (creation lease expired)."""
+        """Delete CREATING jobs whose submitting process died (creation lease lapsed)."""
         with self._transaction() as con:
             for row in con.execute(
-                "SELECT job_id FROM jobs WHERE status = ? AND lease_expires < ?", (CREATING, time.time())
+                f"SELECT job_id FROM jobs WHERE status = ? AND {_LEASE_LAPSED}", (CREATING, time.time())
             ).fetchall():
                 self._delete(con, row["job_id"])
 
@@ -286,7 +331,7 @@ class JobStore:
     # -- workers -----------------------------------------------------------------------------
 
     def claim(self, owner: str, lease_seconds: float) -> Claim | None:
-        """Take the next job: priority 1 before 0, then oldest first; a job whose lease expired
+        """Take the next job: priority 1 before 0, then oldest first; a job whose lease lapsed
         (its worker died) counts as waiting. An abandoned CANCELLING job is settled as CANCELLED."""
         while True:
             now = time.time()
@@ -305,9 +350,9 @@ class JobStore:
                     continue
                 status = "STARTING" if row["status"] == "QUEUED" else row["status"]
                 con.execute(
-                    "UPDATE jobs SET status = ?, lease_owner = ?, lease_expires = ?, started = COALESCE(started, ?)"
-                    " WHERE job_id = ?",
-                    (status, owner, now + lease_seconds, now, row["job_id"]),
+                    "UPDATE jobs SET status = ?, lease_owner = ?, lease_expires = ?, lease_host = ?, lease_pid = ?,"
+                    " started = COALESCE(started, ?) WHERE job_id = ?",
+                    (status, owner, now + lease_seconds, _HOST, os.getpid(), now, row["job_id"]),
                 )
                 return Claim(row["job_id"], row["spec"], status, row["priority"])
 
