@@ -3,10 +3,6 @@ with a LocalBackend answered by the KeywordEngine behind it."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pandas as pd
 import polars as pl
 import pytest
@@ -14,6 +10,8 @@ import pytest
 from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.client import Client
 from sutro_sql.errors import JobFailedError
+from sutro_sql.server import create_app
+from tests.support.asgi_server import serve_app
 
 API_KEY = "client-test-key"
 LABELS = ["bug", "billing", "feature_request", "account_access"]
@@ -22,24 +20,8 @@ TICKETS = [{"ticket_id": f"t{i}", "subject": f"{label} here", "body": f"row {i}"
 
 @pytest.fixture
 def api_url(local_backend):
-    import uvicorn
-
-    from sutro_sql.server import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(local_backend, API_KEY), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_app(create_app(local_backend, API_KEY)) as origin:
+        yield origin
 
 
 @pytest.fixture

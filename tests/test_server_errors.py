@@ -5,17 +5,13 @@ the client with its status, code, detail and (for 429) Retry-After, in the v1 er
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
-import uvicorn
 
 from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.http import RetryPolicy
 from sutro_sql.server import create_app
+from tests.support.asgi_server import serve_app
 from tests.support.fault_server import FaultServer, Reply
 
 KEY = "sk_relay_" + "x" * 12
@@ -31,21 +27,11 @@ def upstream():
 def relay(upstream, tmp_path):
     """`create_app(RemoteBackend(upstream))` on a real loopback socket."""
     backend = RemoteBackend(upstream.url, "upstream-key", home=tmp_path, retry=RetryPolicy(max_retries=0))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(backend, KEY), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "relay did not start"
-        time.sleep(0.02)
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/v1", headers={"Authorization": f"Key {KEY}"}
-    ) as client:
+    with (
+        serve_app(create_app(backend, KEY)) as origin,
+        httpx.Client(base_url=f"{origin}/v1", headers={"Authorization": f"Key {KEY}"}) as client,
+    ):
         yield client
-    server.should_exit = True
-    thread.join(timeout=10)
     backend.close()
 
 

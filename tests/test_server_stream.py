@@ -5,16 +5,14 @@ the server nothing."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from sutro_sql.backends.local import LocalBackend
 from sutro_sql.server import create_app
+from tests.support.asgi_server import serve_app
 
 KEY = "sk_stream_" + "s" * 10
 ROWS = [{"subject": "Invoice", "body": "billing"}, {"subject": "Crash", "body": "bug"}]
@@ -25,20 +23,11 @@ def served(home, keyword_engine):
     """(http client, backend): a backend with workers stopped and 0.3 s heartbeats, on a real socket."""
     backend = LocalBackend(home, engine=keyword_engine, start_workers=False)
     backend.heartbeat_interval = 0.3
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(backend, KEY), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    with httpx.Client(base_url=url, headers={"Authorization": f"Key {KEY}"}, timeout=10) as client:
+    with (
+        serve_app(create_app(backend, KEY)) as origin,
+        httpx.Client(base_url=f"{origin}/v1", headers={"Authorization": f"Key {KEY}"}, timeout=10) as client,
+    ):
         yield client, backend
-    server.should_exit = True
-    thread.join(timeout=10)
     backend.close()
 
 
