@@ -53,7 +53,9 @@ def test_zero_shot_scale_grows_with_the_competing_labels():
 
 def test_the_zero_shot_prior_keeps_a_few_noisy_examples_from_drowning_good_descriptions(monkeypatch):
     """Eight overlapping examples per label, accurate descriptions: leave-one-out alone picks an
-    example-heavy blend that loses to zero-shot; the zero-shot prior wins most of that back."""
+    example-heavy blend that loses to zero-shot; the zero-shot prior wins part of that back (the
+    prior is kept light, 4 pseudo-observations, so that a couple of reviewed examples per label
+    still steer a Function whose descriptions are vague)."""
     rng = np.random.default_rng(4)
     centres = unit(rng.standard_normal((2, DIM)))
     descriptions = e5_like(centres)
@@ -74,7 +76,7 @@ def test_the_zero_shot_prior_keeps_a_few_noisy_examples_from_drowning_good_descr
     monkeypatch.setattr(f"{__name__}.ZERO_SHOT_PRIOR_COUNT", 0.0)
     without_prior = mean_accuracy()
     assert without_prior < zero_shot - 0.03  # the failure the prior is for
-    assert with_prior - without_prior > (zero_shot - without_prior) / 2  # recovers most of the loss
+    assert with_prior - without_prior > (zero_shot - without_prior) / 4  # recovers a share of the loss
 
 
 def test_examples_override_uninformative_descriptions():
