@@ -70,6 +70,8 @@ def validate_read_query(query: str | None) -> str:
     if len(statements) != 1:
         raise QueryError(f"sutro_batch runs a single read query, got {len(statements)} statements")
     statement = statements[0]
+    if isinstance(statement, (exp.Alias, exp.Condition)):  # a bare expression: "SELEC x" parses as an alias
+        raise QueryError(f"sutro_batch: the query is not a SQL statement (a typo in SELECT?): {_preview(query)}")
     if not isinstance(statement, exp.Query):
         raise QueryError(
             f"sutro_batch runs only read queries (SELECT, WITH ... SELECT, UNION), got {statement.key.upper()}: "
