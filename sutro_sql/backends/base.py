@@ -40,7 +40,9 @@ class Backend(Protocol):
         """Folder where client-side state (the answer cache) lives for this backend."""
         ...
 
-    def run_function(self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True) -> dict[str, Any]:
+    def run_function(
+        self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
+    ) -> dict[str, Any]:
         """v1 §5.1: one real-time answer, the v1 response dict (request_id, function{name, revision},
         output, confidence, usage{input_tokens, output_tokens, cost_usd}; classification adds
         response, predictions (sorted), rationale; extraction adds rationale)."""
