@@ -497,7 +497,11 @@ FORMATS = ("table", "csv", "json", "parquet")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the result to this file.")
 @pass_state
 def query(state: CliState, query_text: str, db: str | None, fmt: str | None, output: Path | None) -> None:
-    """Run one SQL query and print or save its result.
+    """Run SQL and print or save the result of its last statement.
+
+    Several statements separated by ';' all run, in order (e.g. a CREATE TEMP TABLE, then the
+    SELECT that uses it); only the last one's result is printed. For scripts with a summary
+    and exit codes per failure kind, use `sutro-sql run`.
 
     \b
     Examples:
