@@ -48,12 +48,12 @@ def wait_for(predicate, timeout: float) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_killed_mid_run_then_rerun_enriches_every_ticket_exactly_once(home, tmp_path):
+def start_slow_enrichment(home, tmp_path):
+    """(landing folder, warehouse file, engine log, process): `sutro-sql run enrich.sql` on a slowed
+    engine, so a test can stop it mid-job."""
     folder = landing(tmp_path)
     db = tmp_path / "warehouse.duckdb"
     log = tmp_path / "engine.log"
-
     slow = cli_env(home, SUTRO_TEST_ENGINE_DELAY="0.003", SUTRO_TEST_ENGINE_LOG=str(log))
     process = subprocess.Popen(
         [str(SUTRO_SQL), *enrich_args(db, folder)],
@@ -62,6 +62,12 @@ def test_killed_mid_run_then_rerun_enriches_every_ticket_exactly_once(home, tmp_
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    return folder, db, log, process
+
+
+@pytest.mark.slow
+def test_killed_mid_run_then_rerun_enriches_every_ticket_exactly_once(home, tmp_path):
+    folder, db, log, process = start_slow_enrichment(home, tmp_path)
     try:
         wait_for(lambda: engine_rows(log) >= ROWS // 4, timeout=60)
     finally:
@@ -154,17 +160,7 @@ def test_landing_generation_is_deterministic(tmp_path):
 
 
 def test_sigterm_hands_the_job_back_so_the_rerun_resumes_at_once(home, tmp_path):
-    folder = landing(tmp_path)
-    db = tmp_path / "warehouse.duckdb"
-    log = tmp_path / "engine.log"
-    slow = cli_env(home, SUTRO_TEST_ENGINE_DELAY="0.003", SUTRO_TEST_ENGINE_LOG=str(log))
-    process = subprocess.Popen(
-        [str(SUTRO_SQL), *enrich_args(db, folder)],
-        env=slow,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    folder, db, log, process = start_slow_enrichment(home, tmp_path)
     wait_for(lambda: engine_rows(log) >= ROWS // 4, timeout=60)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=30)
