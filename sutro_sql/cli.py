@@ -26,6 +26,8 @@ from typing import Any
 
 import click
 
+from .errors import redact as redact_secrets
+
 API_KEY_ENV = "SUTRO_API_KEY"
 SERVE_API_KEY_ENV = "SUTRO_SQL_SERVE_API_KEY"
 
@@ -133,10 +135,8 @@ def error_line(exc: BaseException) -> str:
 
 def redact(text: str, *secrets: str | None) -> str:
     """Remove API keys (given, or from the environment) from text that is about to be printed."""
-    for secret in (*secrets, os.environ.get(API_KEY_ENV), os.environ.get(SERVE_API_KEY_ENV)):
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+    candidates = (*secrets, os.environ.get(API_KEY_ENV), os.environ.get(SERVE_API_KEY_ENV))
+    return redact_secrets(text, *(secret for secret in candidates if secret and len(secret) >= 4))
 
 
 class SutroGroup(click.Group):

@@ -8,6 +8,15 @@ snake_case `code` (the v1 API's codes, sutro-api-v1.md §3.2) and the
 from __future__ import annotations
 
 
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with every non-empty secret replaced by ``***``: the last guard before a message
+    that might echo a key (a server's detail, a reply body) reaches a user or a log."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 class SutroSQLError(Exception):
     """Base of every error sutro-sql raises on purpose."""
 

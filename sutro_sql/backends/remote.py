@@ -43,6 +43,7 @@ from ..errors import (
     ServerError,
     SutroSQLError,
     ValidationError,
+    redact,
 )
 from ..functions import FunctionSpec
 from ..http import RETRYABLE_STATUS, RetryPolicy, raise_for_response
@@ -165,7 +166,7 @@ class RemoteBackend:
     def _scrubbed(self, exc: SutroSQLError) -> SutroSQLError:
         """The same error with the key masked, should a server ever echo it back."""
         if self._key in exc.detail:
-            exc.detail = exc.detail.replace(self._key, "***")
+            exc.detail = redact(exc.detail, self._key)
             exc.args = (exc.detail,)
         return exc
 

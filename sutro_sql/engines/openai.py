@@ -33,7 +33,7 @@ import httpx
 import jsonschema
 
 from ..config import OpenAISettings
-from ..errors import AuthenticationError, ConfigurationError, ServerError, SutroSQLError
+from ..errors import AuthenticationError, ConfigurationError, ServerError, SutroSQLError, redact
 from ..functions import FunctionSpec, convert_value
 from ..http import RetryPolicy, error_fields, raise_for_response
 from .base import EngineAnswer, RowFailure
@@ -231,7 +231,7 @@ class OpenAIEngine:
                 continue
             if response.status_code in (400, 413, 422):  # the server refuses this row (too long, ...)
                 detail = error_fields(response)[0]
-                return RowFailure(self._redact(f"{self.name}: the server refused the row: {detail}"))
+                return RowFailure(redact(f"{self.name}: the server refused the row: {detail}", self._key))
             self._raise_for_response(response)
             if index > first:  # remember the shape that works (only after a success)
                 with self._lock:
@@ -242,7 +242,7 @@ class OpenAIEngine:
         try:
             raise_for_response(response, what=f"{self.name} at {self.url}")
         except SutroSQLError as exc:
-            detail = self._redact(exc.detail)
+            detail = redact(exc.detail, self._key)
             if isinstance(exc, AuthenticationError):
                 state = "set" if self._key else "not set"
                 detail += f" (the key is read from the env var {self._key_env}, which is {state})"
@@ -257,7 +257,7 @@ class OpenAIEngine:
             choice = body["choices"][0]
             content = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            snippet = self._redact(response.text[:200])
+            snippet = redact(response.text[:200], self._key)
             raise ServerError(
                 f"{self.name}: the reply from {self.url} is not a chat completion "
                 f"(is base_url an OpenAI-compatible API?): {snippet!r}",
@@ -272,9 +272,6 @@ class OpenAIEngine:
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
         )
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
 
 
 # --- prompt -------------------------------------------------------------------------------
