@@ -87,6 +87,18 @@ def start_process(script: str, home: Path, *args: str, log: Path | None = None, 
     return process
 
 
+def kill_once_done(process, backend: LocalBackend, job_id: str, *, rows_done: int) -> None:
+    """SIGKILL `process` as soon as the job has `rows_done` committed rows (at most 30 s)."""
+    try:
+        deadline = time.monotonic() + 30
+        while backend.get_job(job_id)["rows_done"] < rows_done:
+            assert time.monotonic() < deadline, "the worker process made no progress"
+            time.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+
+
 def logged_texts(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
@@ -102,14 +114,7 @@ def test_a_killed_job_resumes_in_a_new_process_without_losing_or_recomputing_row
     with LocalBackend(home, engine=keyword_engine, start_workers=False) as backend:
         job_id = backend.submit_batch("ticket-triage", rows, id_column="id")
         first = start_process(WORKER_PROCESS, home, "4", "1.5", "serve", log=log_first, delay=0.01)
-        try:
-            deadline = time.monotonic() + 30
-            while backend.get_job(job_id)["rows_done"] < 40:
-                assert time.monotonic() < deadline, "the first process made no progress"
-                time.sleep(0.01)
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.communicate()
+        kill_once_done(first, backend, job_id, rows_done=40)
         assert backend.get_job_status(job_id) == "RUNNING"
         stored = backend.store.rows(job_id)
         committed = {row_text(rows[i]) for i, row in enumerate(stored) if row["done"]}
@@ -136,14 +141,7 @@ def test_a_sigkilled_owner_is_taken_over_long_before_its_lease_expires(home, key
         backend.settings.poll_interval = 0.05
         job_id = backend.submit_batch("ticket-triage", rows, id_column="id")
         owner = start_process(WORKER_PROCESS, home, "4", "600", "serve", delay=0.01)
-        try:
-            deadline = time.monotonic() + 30
-            while backend.get_job(job_id)["rows_done"] < 8:
-                assert time.monotonic() < deadline, "the owner process made no progress"
-                time.sleep(0.01)
-        finally:
-            owner.send_signal(signal.SIGKILL)
-            owner.communicate()
+        kill_once_done(owner, backend, job_id, rows_done=8)
         with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as con:
             status, lease_pid, lease_expires = con.execute(
                 "SELECT status, lease_pid, lease_expires FROM jobs WHERE job_id = ?", (job_id,)
