@@ -11,18 +11,19 @@ Function specs, the job store, the answer cache and this optional file::
       api_key_env: OPENAI_API_KEY   # name of the env var holding the key (never the key itself)
       max_concurrency: 8
       timeout: 60
-      calibration_temperature: 1.0  # > 1 softens an over-confident model's label probabilities
+      calibration_temperature: auto # fitted on the reviewed examples, or a fixed T (> 1 softens)
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigurationError
@@ -37,7 +38,22 @@ class OpenAISettings(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = Field(default=8, ge=1)
     timeout: float = Field(default=60.0, gt=0)
-    calibration_temperature: float = Field(default=1.0, gt=0)  # classification p ** (1/T), renormalized
+    # classification p ** (1/T), renormalized: a fixed T, or "auto" to fit T on the reviewed examples
+    calibration_temperature: float | Literal["auto"] = "auto"
+
+    @field_validator("calibration_temperature", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: Any) -> float | str:
+        if value == "auto":
+            return value
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if 0 < number < math.inf:
+                return number
+        raise ValueError(f"expected a positive number or 'auto', got {value!r}")
 
 
 class HomeConfig(BaseModel):

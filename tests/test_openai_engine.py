@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import time
@@ -11,12 +12,18 @@ import pytest
 
 from sutro_sql.config import OpenAISettings
 from sutro_sql.engines.base import EngineAnswer, RowFailure
-from sutro_sql.engines.openai import CONFIDENCE_WITHOUT_LOGPROBS, TOP_LOGPROBS, OpenAIEngine, chat_completions_url
+from sutro_sql.engines.openai import (
+    CONFIDENCE_WITHOUT_LOGPROBS,
+    TOP_LOGPROBS,
+    OpenAIEngine,
+    chat_completions_url,
+    render_input,
+)
 from sutro_sql.errors import AuthenticationError, BackendUnavailableError, ConfigurationError, ServerError
 from sutro_sql.functions import load_spec_file, parse_spec
 from sutro_sql.http import RetryPolicy
 from tests.conftest import EXAMPLE_FUNCTIONS
-from tests.support.fake_openai import FakeOpenAIServer
+from tests.support.fake_openai import FakeOpenAIServer, extraction_rationale
 
 KEY_ENV = "SUTRO_TEST_OPENAI_KEY"
 SECRET = "sk-test-very-secret-0123456789"
@@ -53,6 +60,7 @@ def make_engine(fake, sleeps, monkeypatch):
         settings_fields = {
             k: options.pop(k) for k in ("timeout", "max_concurrency", "calibration_temperature") if k in options
         }
+        settings_fields.setdefault("calibration_temperature", 1.0)  # fitting is tested in test_openai_calibration.py
         settings = OpenAISettings(base_url=base_url or fake.base_url, api_key_env=KEY_ENV, **settings_fields)
         retry = options.pop("retry", RetryPolicy(sleep=sleeps))
         engine = OpenAIEngine(model, settings, retry=retry, **options)
@@ -214,17 +222,46 @@ def test_rows_run_concurrently_up_to_max_concurrency(fake, make_engine):
 # --- extraction ---------------------------------------------------------------------------
 
 
-def test_extraction_asks_for_the_schema_and_returns_a_valid_object(fake, make_engine):
-    fake.token_prob = 0.9
-    answer = only(make_engine().answer(EXTRACTOR, [{"body": "Order 42: charged 19.5, angry and urgent"}]))
+def test_extraction_asks_for_the_answer_and_a_rationale_and_returns_both(fake, make_engine):
+    row = {"body": "Order 42: charged 19.5, angry and urgent"}
+    answer = only(make_engine().answer(EXTRACTOR, [row]))
     jsonschema.validate(answer.output, EXTRACTOR.output)
     assert answer.output["amount"] == 42.0 and answer.output["sentiment"] == "angry" and answer.output["urgent"]
-    assert answer.confidence == pytest.approx(0.9)  # exp(mean logprob) of the reply tokens
-    assert answer.predictions == [] and answer.rationale == ""
+    assert answer.rationale == extraction_rationale(render_input(EXTRACTOR, row))
+    assert answer.predictions == []
     body = fake.requests[0].body
-    assert body["response_format"]["json_schema"]["schema"] == EXTRACTOR.output
+    assert body["response_format"]["json_schema"]["schema"] == {
+        "type": "object",
+        "properties": {"answer": EXTRACTOR.output, "rationale": {"type": "string"}},
+        "required": ["answer", "rationale"],
+        "additionalProperties": False,
+    }
     usage = fake.requests[0].usage
     assert (answer.input_tokens, answer.output_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
+
+
+def test_extraction_confidence_counts_the_answer_tokens_not_the_rationale(fake, make_engine):
+    fake.token_prob, fake.rationale_token_prob = 0.9, 0.3
+    answer = only(make_engine().answer(EXTRACTOR, [{"body": "happy customer"}]))
+    assert answer.confidence == pytest.approx(0.9)  # exp(mean logprob) of the answer's tokens
+
+
+def test_the_extraction_prompt_and_examples_use_the_answer_and_rationale_shape(fake, make_engine):
+    make_engine().answer(EXTRACTOR, [{"body": "happy customer"}])
+    messages = fake.requests[0].body["messages"]
+    assert '{"answer": <an object that matches the schema>, "rationale":' in messages[0]["content"]
+    replies = [json.loads(m["content"]) for m in messages[1:-1] if m["role"] == "assistant"]
+    assert replies == [{"answer": e.output, "rationale": e.rationale or ""} for e in EXTRACTOR.examples]
+
+
+def test_a_bare_reply_valid_against_the_schema_is_accepted_with_no_rationale(fake, make_engine):
+    fake.ignore_answer_wrapper = True
+    answer = only(make_engine().answer(EXTRACTOR, [{"body": "Order 42: angry and urgent"}]))
+    jsonschema.validate(answer.output, EXTRACTOR.output)
+    assert answer.output["amount"] == 42.0
+    assert answer.rationale == ""
+    assert answer.confidence == pytest.approx(0.9)
+    assert len(fake.requests) == 1  # no repair turn
 
 
 def test_an_invalid_extraction_is_repaired_once_with_the_validation_error(fake, make_engine):
@@ -232,10 +269,23 @@ def test_an_invalid_extraction_is_repaired_once_with_the_validation_error(fake, 
     answer = only(make_engine().answer(EXTRACTOR, [{"body": "happy customer"}]))
     jsonschema.validate(answer.output, EXTRACTOR.output)
     assert len(fake.requests) == 2
+    assert answer.rationale == extraction_rationale(fake.requests[1].last_user_message)  # the repaired reply's
     repair = fake.requests[1].body["messages"]
     assert repair[-2]["role"] == "assistant" and "__invalid__" in repair[-2]["content"]
+    assert repair[-1]["content"].startswith("That reply is invalid: answer[")
     assert "does not match the output schema" in repair[-1]["content"]
+    assert '{"answer":' in repair[-1]["content"]
     assert answer.input_tokens == sum(r.usage["prompt_tokens"] for r in fake.requests)
+
+
+def test_an_invalid_bare_reply_is_repaired_with_a_request_for_the_answer_field(fake, make_engine):
+    fake.ignore_answer_wrapper = True
+    fake.script("invalid")
+    answer = only(make_engine().answer(EXTRACTOR, [{"body": "happy customer"}]))
+    jsonschema.validate(answer.output, EXTRACTOR.output)
+    repair = fake.requests[1].body["messages"][-1]["content"]
+    assert 'the reply has no "answer" field, and as a bare answer the reply[' in repair
+    assert "does not match the output schema" in repair
 
 
 def test_an_extraction_still_invalid_after_repair_is_a_row_failure(fake, make_engine):

@@ -8,8 +8,12 @@ One row is one chat completion at temperature 0:
 - classification constrains the reply to the labels (vLLM's ``guided_choice`` and a
   ``response_format`` JSON Schema with an enum, whichever the server honours) and
   turns the top log-probabilities of the label tokens into ``predictions``;
-- extraction asks for the Function's JSON Schema and validates the reply; an invalid
-  reply gets one repair turn (the validation error is sent back), then the row fails.
+- classification confidences are tempered by a temperature fitted once per Function
+  revision on its reviewed examples, each asked held out (see ``OpenAIEngine``);
+- extraction asks for ``{"answer": <the Function's JSON Schema>, "rationale": <text>}`` and
+  validates the answer; an invalid reply gets one repair turn (the validation error is sent
+  back), then the row fails. A server that ignores the wrapper and replies with a bare
+  object valid against the Function's schema is accepted (with rationale "").
 
 Servers differ in what they accept, so a request that the server refuses with 400 is
 re-sent with fewer optional parameters (see ``_VARIANTS``); the first shape that works
@@ -21,11 +25,13 @@ every row. Problems with one row's reply become a ``RowFailure``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +40,7 @@ import jsonschema
 
 from ..config import OpenAISettings
 from ..errors import AuthenticationError, ConfigurationError, ServerError, SutroSQLError, redact
-from ..functions import FunctionSpec, convert_value
+from ..functions import FunctionExample, FunctionSpec, convert_value
 from ..http import RetryPolicy, error_fields, raise_for_response
 from .base import EngineAnswer, RowFailure
 
@@ -45,6 +51,15 @@ TOP_LOGPROBS = 20
 CONFIDENCE_WITHOUT_LOGPROBS = 0.7
 #: Extraction confidence when the server returns no log-probabilities (a stated prior).
 EXTRACTION_CONFIDENCE_WITHOUT_LOGPROBS = 0.5
+#: Reviewed examples a classification Function needs (covering at least 2 labels) before
+#: `calibration_temperature: auto` fits a temperature; with fewer, T = 1.
+MIN_CALIBRATION_EXAMPLES = 8
+#: Temperatures tried by the fit: 2 ** (k/6) from 0.25 to 8 (1.0 exactly included).
+CALIBRATION_GRID = tuple(2.0 ** (k / 6) for k in range(-12, 19))
+#: Probability floor in the fit's log-loss, so a label given probability 0 costs a finite amount.
+PROBABILITY_FLOOR = 1e-6
+
+logger = logging.getLogger(__name__)
 
 # Request shapes, most capable first. On a 400 the engine tries the next shape, since
 # servers reject parameters they do not know (OpenAI refuses `guided_choice`; vLLM refuses
@@ -92,16 +107,32 @@ class _Parsed:
     output: Any
     rationale: str
     label_start: int = -1  # classification: where the label begins in the reply text
+    answer_span: tuple[int, int] | None = None  # extraction: the answer's characters in the reply
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A validated reply and the usage of every call it took (the repair turn included)."""
+
+    parsed: _Parsed
+    completion: _Completion
+    input_tokens: int
+    output_tokens: int
 
 
 class OpenAIEngine:
     """Answers Functions with a model behind an OpenAI-compatible chat completions API.
 
-    `settings.calibration_temperature` (config.yaml `openai.calibration_temperature`) tempers
-    classification probabilities, p ** (1/T) renormalized: T > 1 softens an over-confident
-    model, T < 1 sharpens an under-confident one. Fit it on reviewed answers (minimise
-    log-loss); the default 1.0 keeps the model's own probabilities. `retry` is injectable
-    so tests can record the waits.
+    Classification probabilities are tempered, p ** (1/T) renormalized: T > 1 softens an
+    over-confident model, T < 1 sharpens an under-confident one. `settings.calibration_temperature`
+    (config.yaml `openai.calibration_temperature`) fixes T, or, with "auto" (the default), T is
+    fitted once per Function revision: each reviewed example is asked held out (the others as
+    the few-shot turns) and T minimises the log-loss of the reviewed labels over
+    `CALIBRATION_GRID`. The fit needs `MIN_CALIBRATION_EXAMPLES` examples covering 2 labels and
+    a server that returns logprobs; otherwise T = 1. `calibration_for(spec)` tells the T in use
+    (fitting it if needed) and the fit is logged (logger ``sutro_sql.engines.openai``). The
+    calibration calls' usage is billed to no row. `retry` is injectable so tests can record
+    the waits.
     """
 
     def __init__(
@@ -122,6 +153,8 @@ class OpenAIEngine:
         self.name = f"openai:{model}"
         self.url = chat_completions_url(base_url)
         self.calibration_temperature = settings.calibration_temperature
+        self._temperatures: dict[tuple[str, str], float] = {}  # (name, revision) -> fitted T
+        self._fit_locks: dict[tuple[str, str], threading.Lock] = {}
         self._key_env = settings.api_key_env
         self._key = os.environ.get(settings.api_key_env) or None
         self._retry = retry or RetryPolicy()
@@ -153,22 +186,102 @@ class OpenAIEngine:
 
     def answer(self, spec: FunctionSpec, rows: list[dict[str, str]]) -> list[EngineAnswer | RowFailure]:
         """Answer rows concurrently (up to max_concurrency), in row order."""
-        futures = [self._pool.submit(self._answer_row, spec, row) for row in rows]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        temperature = self.calibration_for(spec)
+        return _results([self._pool.submit(self._answer_row, spec, row, temperature) for row in rows])
 
-    def _answer_row(self, spec: FunctionSpec, row: dict[str, str]) -> EngineAnswer | RowFailure:
-        messages = build_messages(spec, row)
+    def calibration_for(self, spec: FunctionSpec) -> float:
+        """The temperature tempering `spec`'s label probabilities, fitted on first use when
+        `calibration_temperature` is "auto" (once per revision, however many threads ask)."""
+        if self.calibration_temperature != "auto":
+            return float(self.calibration_temperature)
+        if not _can_calibrate(spec):
+            return 1.0
+        key = (spec.name, spec.revision)
+        fitted = self._temperatures.get(key)
+        if fitted is None:
+            with self._lock:
+                fit_lock = self._fit_locks.setdefault(key, threading.Lock())
+            with fit_lock:
+                fitted = self._temperatures.get(key)
+                if fitted is None:  # a transport error raises here and nothing is cached
+                    fitted = self._temperatures[key] = self._fit_temperature(spec)
+        return fitted
+
+    def _fit_temperature(self, spec: FunctionSpec) -> float:
+        """Ask every reviewed example held out; the T that best explains their labels."""
+        examples = spec.examples
+        futures = [self._pool.submit(self._held_out_probabilities, spec, index) for index in range(len(examples))]
+        observed = [
+            (probabilities, convert_value(example.output))
+            for example, probabilities in zip(examples, _results(futures), strict=True)
+            if probabilities is not None
+        ]
+        if len(observed) < MIN_CALIBRATION_EXAMPLES // 2:
+            logger.info(
+                "%s: %s (revision %s): calibration temperature 1.0, only %d of %d held-out examples gave label "
+                "probabilities",
+                self.name,
+                spec.name,
+                spec.revision,
+                len(observed),
+                len(examples),
+            )
+            return 1.0
+        temperature = fit_temperature(observed)
+        logger.info(
+            "%s: %s (revision %s): fitted calibration temperature %.3f on %d held-out examples",
+            self.name,
+            spec.name,
+            spec.revision,
+            temperature,
+            len(observed),
+        )
+        return temperature
+
+    def _held_out_probabilities(self, spec: FunctionSpec, index: int) -> dict[str, float] | None:
+        """The model's label probabilities for example `index`, asked with the other examples
+        as few-shot turns; None when that row fails or the reply has no usable logprobs."""
+        others = spec.examples[:index] + spec.examples[index + 1 :]
+        reply = self._reply(spec, build_messages(spec, spec.examples[index].input, examples=others))
+        if isinstance(reply, RowFailure) or not reply.completion.tokens:
+            return None
+        return label_probabilities(
+            reply.completion.content,
+            reply.parsed.label_start,
+            reply.parsed.output,
+            list(spec.labels or {}),
+            reply.completion.tokens,
+        )
+
+    def _answer_row(self, spec: FunctionSpec, row: dict[str, str], temperature: float) -> EngineAnswer | RowFailure:
+        reply = self._reply(spec, build_messages(spec, row))
+        if isinstance(reply, RowFailure):
+            return reply
+        parsed, completion = reply.parsed, reply.completion
+        if spec.kind == "classification":
+            predictions = self._label_predictions(spec, completion, parsed, temperature)
+            confidence = dict(predictions)[parsed.output]
+        else:
+            predictions = []
+            confidence = reply_confidence(answer_tokens(completion.content, completion.tokens, parsed.answer_span))
+        return EngineAnswer(
+            output=parsed.output,
+            confidence=confidence,
+            rationale=parsed.rationale,
+            predictions=predictions,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+        )
+
+    def _reply(self, spec: FunctionSpec, messages: list[dict[str, str]]) -> _Reply | RowFailure:
+        """Ask, validate, and on an invalid reply take one repair turn (the model sees its
+        reply and what is wrong with it)."""
         completion = self._complete(spec, messages)
         if isinstance(completion, RowFailure):
             return completion
         used_in, used_out = completion.input_tokens, completion.output_tokens
         parsed = parse_reply(spec, completion.content)
-        if isinstance(parsed, str):  # one repair turn: show the model its reply and what is wrong
+        if isinstance(parsed, str):
             messages = [
                 *messages,
                 {"role": "assistant", "content": completion.content},
@@ -182,23 +295,10 @@ class OpenAIEngine:
             parsed = parse_reply(spec, completion.content)
             if isinstance(parsed, str):
                 return RowFailure(f"{self.name}: invalid reply after one repair attempt: {parsed}")
-        if spec.kind == "classification":
-            predictions = self._label_predictions(spec, completion, parsed)
-            confidence = dict(predictions)[parsed.output]
-        else:
-            predictions = []
-            confidence = reply_confidence(completion.tokens)
-        return EngineAnswer(
-            output=parsed.output,
-            confidence=confidence,
-            rationale=parsed.rationale,
-            predictions=predictions,
-            input_tokens=used_in,
-            output_tokens=used_out,
-        )
+        return _Reply(parsed, completion, used_in, used_out)
 
     def _label_predictions(
-        self, spec: FunctionSpec, completion: _Completion, parsed: _Parsed
+        self, spec: FunctionSpec, completion: _Completion, parsed: _Parsed, temperature: float
     ) -> list[tuple[str, float]]:
         labels = list(spec.labels or {})
         probabilities = None
@@ -211,7 +311,7 @@ class OpenAIEngine:
             top = CONFIDENCE_WITHOUT_LOGPROBS if others else 1.0
             probabilities = {parsed.output: top, **{label: (1 - top) / len(others) for label in others}}
         else:
-            probabilities = temper(probabilities, self.calibration_temperature)
+            probabilities = temper(probabilities, temperature)
         return sorted(probabilities.items(), key=lambda item: (-item[1], item[0]))
 
     def _complete(self, spec: FunctionSpec, messages: list[dict[str, str]]) -> _Completion | RowFailure:
@@ -274,6 +374,16 @@ class OpenAIEngine:
         )
 
 
+def _results(futures: list[Future[Any]]) -> list[Any]:
+    """The futures' results in order; on the first exception the rest are cancelled."""
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
 # --- prompt -------------------------------------------------------------------------------
 
 
@@ -302,19 +412,23 @@ def system_prompt(spec: FunctionSpec) -> str:
             "does not support a value:",
             json.dumps(spec.output, ensure_ascii=False),
             "",
-            "Reply with only a JSON object that matches the schema.",
+            'Reply with only a JSON object {"answer": <an object that matches the schema>, "rationale": '
+            "<one short sentence naming the evidence in the input>}.",
         ]
     return "\n".join(lines)
 
 
-def build_messages(spec: FunctionSpec, row: dict[str, str]) -> list[dict[str, str]]:
-    """System prompt, the reviewed examples as few-shot turns, then the row."""
+def build_messages(
+    spec: FunctionSpec, row: dict[str, Any] | str, *, examples: Sequence[FunctionExample] | None = None
+) -> list[dict[str, str]]:
+    """System prompt, the reviewed examples (default: all of the spec's) as few-shot turns,
+    then the row."""
     messages = [{"role": "system", "content": system_prompt(spec)}]
-    for example in spec.examples:
+    for example in spec.examples if examples is None else examples:
         if spec.kind == "classification":
             reply = {"label": str(example.output), "rationale": example.rationale or ""}
         else:
-            reply = example.output
+            reply = {"answer": example.output, "rationale": example.rationale or ""}
         messages.append({"role": "user", "content": render_input(spec, example.input)})
         messages.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
     messages.append({"role": "user", "content": render_input(spec, row)})
@@ -322,7 +436,10 @@ def build_messages(spec: FunctionSpec, row: dict[str, str]) -> list[dict[str, st
 
 
 def repair_instruction(spec: FunctionSpec, problem: str) -> str:
-    expected = "one of the labels" if spec.kind == "classification" else "an object matching the JSON Schema"
+    if spec.kind == "classification":
+        expected = "one of the labels"
+    else:
+        expected = '{"answer": <an object matching the JSON Schema>, "rationale": <one short sentence>}'
     return f"That reply is invalid: {problem}. Reply again with only the corrected JSON object ({expected})."
 
 
@@ -351,7 +468,7 @@ def request_body(
         # not strict: a Function's schema need not meet OpenAI's strict-mode rules; we validate anyway
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": schema_name, "schema": spec.output, "strict": False},
+            "json_schema": {"name": schema_name, "schema": answer_schema(spec), "strict": False},
         }
     if "logprobs" in features:
         body["logprobs"] = True
@@ -359,10 +476,21 @@ def request_body(
     return body
 
 
+def answer_schema(spec: FunctionSpec) -> dict[str, Any]:
+    """An extraction's reply: the Function's output under "answer", then the model's rationale."""
+    return {
+        "type": "object",
+        "properties": {"answer": spec.output or {}, "rationale": {"type": "string"}},
+        "required": ["answer", "rationale"],
+        "additionalProperties": False,
+    }
+
+
 # --- replies ------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 _LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
+_ANSWER_KEY = re.compile(r'"answer"\s*:\s*')
 
 
 def parse_reply(spec: FunctionSpec, content: str) -> _Parsed | str:
@@ -377,11 +505,46 @@ def parse_reply(spec: FunctionSpec, content: str) -> _Parsed | str:
         value = json.loads(text)
     except ValueError as exc:
         return f"the reply is not JSON ({exc.msg} at position {exc.pos}): {content[:80]!r}"
+    if _is_wrapper(value):
+        problem = _schema_problem(spec, value["answer"], "answer")
+        if problem:
+            return problem
+        rationale = value.get("rationale")
+        return _Parsed(
+            output=value["answer"],
+            rationale=rationale.strip() if isinstance(rationale, str) else "",
+            answer_span=_answer_span(content, value["answer"]),
+        )
+    problem = _schema_problem(spec, value, "the reply")
+    if problem:  # neither shape: ask for the one requested
+        return f'the reply has no "answer" field, and as a bare answer {problem}'
+    return _Parsed(output=value, rationale="")  # a server that ignored the wrapper
+
+
+def _is_wrapper(value: Any) -> bool:
+    """{"answer": ..., "rationale": ...} (rationale optional, nothing else)."""
+    return isinstance(value, dict) and "answer" in value and set(value) <= {"answer", "rationale"}
+
+
+def _schema_problem(spec: FunctionSpec, value: Any, name: str) -> str | None:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(spec.output or {}).iter_errors(value))
-    if error is not None:
-        where = "".join(f"[{part!r}]" for part in error.absolute_path) or "the reply"
-        return f"{where} does not match the output schema: {error.message}"
-    return _Parsed(output=value, rationale="")
+    if error is None:
+        return None
+    where = name + "".join(f"[{part!r}]" for part in error.absolute_path)
+    return f"{where} does not match the output schema: {error.message}"
+
+
+def _answer_span(content: str, answer: Any) -> tuple[int, int] | None:
+    """Where the answer's JSON value sits in the reply text (None when it cannot be found)."""
+    decoder = json.JSONDecoder()
+    for match in _ANSWER_KEY.finditer(content):
+        try:
+            value, end = decoder.raw_decode(content, match.end())
+        except ValueError:
+            continue
+        if value == answer:
+            return match.end(), end
+    return None
 
 
 def _parse_classification(spec: FunctionSpec, content: str, text: str) -> _Parsed | str:
@@ -473,6 +636,45 @@ def temper(probabilities: dict[str, float], temperature: float) -> dict[str, flo
     scaled = {label: p ** (1.0 / temperature) for label, p in probabilities.items()}
     total = sum(scaled.values())
     return {label: value / total for label, value in scaled.items()}
+
+
+def fit_temperature(observed: Sequence[tuple[dict[str, float], str]]) -> float:
+    """The T in `CALIBRATION_GRID` minimising the log-loss of the true labels under
+    `temper(probabilities, T)` (probabilities floored at `PROBABILITY_FLOOR`); ties go to the
+    T closest to 1, so evidence that cannot tell temperatures apart changes nothing."""
+
+    def log_loss(temperature: float) -> float:
+        total = 0.0
+        for probabilities, truth in observed:
+            logits = {label: math.log(max(p, PROBABILITY_FLOOR)) / temperature for label, p in probabilities.items()}
+            top = max(logits.values())
+            normalizer = top + math.log(sum(math.exp(logit - top) for logit in logits.values()))
+            total += normalizer - logits.get(truth, math.log(PROBABILITY_FLOOR) / temperature)
+        return total / len(observed)
+
+    return min(CALIBRATION_GRID, key=lambda t: (round(log_loss(t), 12), abs(math.log(t))))
+
+
+def _can_calibrate(spec: FunctionSpec) -> bool:
+    """Enough reviewed examples, covering at least 2 labels, to fit a temperature."""
+    covered = {convert_value(example.output) for example in spec.examples}
+    return spec.kind == "classification" and len(spec.examples) >= MIN_CALIBRATION_EXAMPLES and len(covered) >= 2
+
+
+def answer_tokens(
+    content: str, tokens: list[dict[str, Any]] | None, span: tuple[int, int] | None
+) -> list[dict[str, Any]] | None:
+    """The tokens overlapping the answer's characters, so the rationale's wording does not
+    count toward an extraction's confidence; all tokens when they do not spell the reply."""
+    if not tokens or span is None or "".join(str(token.get("token", "")) for token in tokens) != content:
+        return tokens
+    start, end = span
+    chosen, position = [], 0
+    for token in tokens:
+        token_start, position = position, position + len(str(token.get("token", "")))
+        if token_start < end and position > start:
+            chosen.append(token)
+    return chosen or tokens
 
 
 def reply_confidence(tokens: list[dict[str, Any]] | None) -> float:

@@ -7,13 +7,17 @@ a pure function of the request, so tests can predict them:
 
 - classification (labels from ``guided_choice`` or the ``label`` enum of the schema): the
   first label named in the last user turn wins (``_`` may be a space), else a hash picks one;
-  it gets 0.8 and the others share 0.2, unless ``label_probs`` scripts the distribution
-  (labels left out of it are absent from the top lists). Labels are tokenized at ``_``
+  it gets ``top_prob`` (0.8) and the others share the rest, unless ``label_probs`` scripts the
+  distribution (labels left out of it are absent from the top lists). Labels are tokenized at ``_``
   (``account``, ``_access``), so labels can share a first token, and the top log-probabilities
   follow the label trie as a real model's would. With ``response_format`` the reply is
   ``{"label": ..., "rationale": ...}``; with only ``guided_choice`` it is the bare label.
-- extraction: a value per schema property derived from the text; every token has
-  probability ``token_prob``.
+- extraction: a value per schema property derived from the text (nested objects too); every
+  token has probability ``token_prob``. Asked for the engine's ``{"answer": ..., "rationale":
+  ...}`` wrapper, it fills ``answer`` so and writes the rationale ``extraction_rationale(text)``;
+  the wrapper's own tokens and the rationale's have probability ``rationale_token_prob``. With
+  ``ignore_answer_wrapper`` it replies with the bare answer object, as a server that ignores
+  ``response_format`` might.
 
 Error modes: ``script(...)`` queues one behaviour per coming request (429, 500, 503, 401,
 "malformed", "invalid", "slow"); the attributes set persistent ones (``api_key``,
@@ -54,7 +58,10 @@ class FakeOpenAIServer:
     def __init__(self, *, api_key: str | None = None) -> None:
         self.api_key = api_key
         self.label_probs: dict[str, float] | None = None
+        self.top_prob = 0.8
         self.token_prob = 0.9
+        self.rationale_token_prob = 0.5
+        self.ignore_answer_wrapper = False
         self.logprobs_enabled = True
         self.reject_params: set[str] = set()
         self.always_invalid = False
@@ -170,19 +177,33 @@ class FakeOpenAIServer:
         if labels:
             return self._classify(text, list(labels), as_json=bool(schema), top_n=top_n, invalid=invalid)
         if schema:
-            properties = schema["properties"]
+            wrapped = set(schema.get("properties", {})) == {"answer", "rationale"}
+            answer_schema = schema["properties"]["answer"] if wrapped else schema
             if invalid:  # an object where every field wants something else
-                value = {name: {"__invalid__": True} for name in properties}
+                value = {name: {"__invalid__": True} for name in answer_schema.get("properties", {})}
             else:
-                value = {name: _value_for(name, prop, text) for name, prop in properties.items()}
-            pieces = re.findall(r".{1,4}", json.dumps(value), re.DOTALL)
-            return "".join(pieces), [_token(piece, self.token_prob, top_n) for piece in pieces]
+                value = _value_for("answer", answer_schema, text)
+            if not wrapped or self.ignore_answer_wrapper:
+                return self._tokens((json.dumps(value), self.token_prob), top_n=top_n)
+            rationale = json.dumps(extraction_rationale(text))
+            return self._tokens(
+                ('{"answer": ', self.rationale_token_prob),
+                (json.dumps(value), self.token_prob),
+                (f', "rationale": {rationale}}}', self.rationale_token_prob),
+                top_n=top_n,
+            )
         return "I cannot tell.", [_token("I cannot tell.", self.token_prob, top_n)]
+
+    @staticmethod
+    def _tokens(*parts: tuple[str, float], top_n: int) -> tuple[str, list[dict[str, Any]]]:
+        """The parts' text cut into 4-character tokens, each part's with its own probability."""
+        tokens = [_token(piece, p, top_n) for text, p in parts for piece in re.findall(r".{1,4}", text, re.DOTALL)]
+        return "".join(t["token"] for t in tokens), tokens
 
     def _classify(
         self, text: str, labels: list[str], *, as_json: bool, top_n: int, invalid: bool
     ) -> tuple[str, list[dict[str, Any]]]:
-        probs = self.label_probs or _default_probs(text, labels)
+        probs = self.label_probs or _default_probs(text, labels, self.top_prob)
         chosen = (
             "no_such_label" if invalid else max(labels, key=lambda label: (probs.get(label, 0.0), -labels.index(label)))
         )
@@ -266,18 +287,25 @@ def _mentions(text: str, label: str) -> bool:
     return label.lower() in lowered or label.lower().replace("_", " ") in lowered
 
 
-def _default_probs(text: str, labels: list[str]) -> dict[str, float]:
+def _default_probs(text: str, labels: list[str], top: float) -> dict[str, float]:
     named = [label for label in labels if _mentions(text, label)]
     chosen = named[0] if named else labels[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(labels)]
     if len(labels) == 1:
         return {chosen: 1.0}
-    return {label: 0.8 if label == chosen else 0.2 / (len(labels) - 1) for label in labels}
+    return {label: top if label == chosen else (1 - top) / (len(labels) - 1) for label in labels}
+
+
+def extraction_rationale(text: str) -> str:
+    """The rationale the fake gives for an extraction from the user turn `text`."""
+    return f"read from: {text.splitlines()[-1][:40].strip()}" if text.strip() else "nothing to read"
 
 
 def _value_for(name: str, prop: dict[str, Any], text: str) -> Any:
     """A value of the property's type, derived from the text."""
     kinds = prop.get("type", "string")
     kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "object" in kinds:
+        return {field: _value_for(field, sub, text) for field, sub in prop.get("properties", {}).items()}
     if "enum" in prop:
         return next((v for v in prop["enum"] if str(v).lower() in text.lower()), prop["enum"][0])
     if "boolean" in kinds:

@@ -334,8 +334,14 @@ class LocalBackend:
         self._pool.start()
 
     def close(self) -> None:
-        """Stop the workers (each hands its job back between chunks) and close the store."""
+        """Stop the workers (each hands its job back between chunks), close the store, then close
+        the engines this backend made (not one passed in, nor the process-wide embedded engine)."""
         self._shutdown()
+        with self._engines_lock:
+            engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            if engine is not _shared_embedded_engine and callable(getattr(engine, "close", None)):
+                engine.close()
 
     def __enter__(self) -> LocalBackend:
         return self
