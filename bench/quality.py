@@ -6,11 +6,12 @@ shot counts are the first examples of each label of that draw). The engine is
 run through its real `answer` path on a FunctionSpec holding the examples;
 two baselines see the same splits: zero-shot cosine to the label
 descriptions with the same encoder, and TF-IDF + logistic regression on the
-same examples. Test texts are encoded once (the encoder's cache) and reused
-across seeds and shot counts. Extraction: quantulum3's quantity sentences,
+same examples. `engine_skewed` is the engine with unbalanced examples (32 of the
+first label, 8 of each other), the usual shape of a real review set. Test texts are
+encoded once (the encoder's cache) and reused across seeds and shot counts. Extraction: quantulum3's quantity sentences,
 scored field by field against a simple regex baseline.
 
-Run: python bench/quality.py [--seeds 3] [--test-rows 600] [--split test|dev] [--embedding-cache /tmp/quality.npz]
+Run: python bench/quality.py [--seeds 5] [--test-rows 600] [--split test|dev] [--embedding-cache /tmp/quality.npz]
 Prints a table and one JSON line.
 """
 
@@ -184,6 +185,12 @@ def bench_classification(data: LabeledSet, encoder: Encoder, test_rows: int, see
         result[f"engine_{shots}"] = mean_of(engine_runs)
         result[f"engine_{shots}_accuracy_by_seed"] = [round(r["accuracy"], 3) for r in engine_runs]
         result[f"tfidf_lr_{shots}"] = mean_of(tfidf_runs)
+    skewed_runs = []  # reviewed examples are rarely balanced: 32 of the first label, 8 of each other
+    for seed in draws:
+        counts = {label: max(SHOTS) if n == 0 else min(SHOTS) for n, label in enumerate(data.labels)}
+        examples = [i for label in data.labels for i in draws[seed][label][: counts[label]]]
+        skewed_runs.append(scores(gold, *run_engine(engine, classification_spec(data, examples), texts)))
+    result["engine_skewed"] = mean_of(skewed_runs)
     result["encode_seconds"] = round(encode_seconds, 1)
     print(f"{data.name}: done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     return result
@@ -262,7 +269,7 @@ def print_table(results: list[dict], extraction: dict) -> None:
     print(f"{'dataset':18} {'method':22} {'acc':>6} {'mF1':>6} {'ECE':>6}")
     for r in results:
         methods = ["zero_shot_cosine", "engine_no_examples"]
-        methods += [m for shots in SHOTS for m in (f"tfidf_lr_{shots}", f"engine_{shots}")]
+        methods += [m for shots in SHOTS for m in (f"tfidf_lr_{shots}", f"engine_{shots}")] + ["engine_skewed"]
         for method in methods:
             m = r[method]
             print(f"{r['dataset']:18} {method:22} {m['accuracy']:6.3f} {m['macro_f1']:6.3f} {m['ece']:6.3f}")

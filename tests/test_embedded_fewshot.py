@@ -52,20 +52,42 @@ def test_zero_shot_scale_grows_with_the_competing_labels():
 
 
 def test_leave_one_out_predictions_equal_a_refit_without_the_point():
-    """The shortcut must match refitting (centring included) with each point left out: a shortcut
-    that ignored the intercept let every point vote for itself and made a few examples look
-    far more reliable than they are."""
+    """The shortcut must match refitting (weighted centring included) with each point left out:
+    a shortcut that ignored the intercept let every point vote for itself and made a few
+    examples look far more reliable than they are."""
     rng = np.random.default_rng(5)
     points, labels = clusters(rng, unit(rng.standard_normal((3, DIM))), 6, noise=1.0)
     targets = np.eye(3)[labels] - 1.0 / 3
-    centred = points - points.mean(axis=0)
-    _, loo = ridge_fit(centred @ centred.T, targets, 0.1)
+    weights = rng.uniform(0.5, 2.0, len(points))
+
+    def fit(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        centre = weights[keep] @ points[keep] / weights[keep].sum()
+        centred = points[keep] - centre
+        dual, loo = ridge_fit(centred @ centred.T, targets[keep], 0.1, weights[keep])
+        return centre, dual, loo
+
+    _, _, loo = fit(np.arange(len(points)))
     for i in range(len(points)):
-        rest, rest_targets = np.delete(points, i, axis=0), np.delete(targets, i, axis=0)
-        centre, mean_target = rest.mean(axis=0), rest_targets.mean(axis=0)
-        dual, _ = ridge_fit((rest - centre) @ (rest - centre).T, rest_targets, 0.1)
-        refit = mean_target + (points[i] - centre) @ (rest - centre).T @ dual
+        rest = np.delete(np.arange(len(points)), i)
+        centre, dual, _ = fit(rest)
+        mean_target = weights[rest] @ targets[rest] / weights[rest].sum()
+        refit = mean_target + (points[i] - centre) @ (points[rest] - centre).T @ dual
         assert np.allclose(loo[i], refit)
+
+
+def test_a_label_with_more_examples_gets_no_head_start():
+    """Reviewed examples are rarely balanced; four times as many of one label must not make the
+    model answer that label for texts that are plainly the other one."""
+    rng = np.random.default_rng(6)
+    centres = 3 * unit(rng.standard_normal((2, DIM)))
+    descriptions = e5_like(centres)
+    majority, minority = clusters(rng, centres[:1], 16, noise=1.5), clusters(rng, centres[1:], 4, noise=1.5)
+    examples = e5_like(np.vstack([majority[0], minority[0]]))
+    labels = np.array([0] * 16 + [1] * 4)
+    test, gold = clusters(rng, centres, 500, noise=1.5)
+    predicted = FewShotClassifier(descriptions, examples, labels).predict_proba(e5_like(test)).argmax(axis=1)
+    assert 0.4 < (predicted == 0).mean() < 0.6
+    assert (predicted == gold).mean() > 0.8
 
 
 def test_a_few_noisy_examples_do_not_drown_good_descriptions():

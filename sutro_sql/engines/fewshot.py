@@ -42,6 +42,7 @@ import numpy as np
 
 ZERO_SHOT_SCALE_PER_COMPETITOR = 44.0  # logits per unit of cosine per competing label, with no examples
 UNIFORM_PSEUDO_COUNT = 2.0
+BIAS_PENALTY = 1.0  # per-label offsets are kept small: a unit Gaussian prior on each
 RIDGE_GRID = (0.03, 0.1, 0.3, 1.0)
 ZERO_SHOT_GRID = np.geomspace(0.05, 5.0, 24)  # multiples of zero_shot_scale(n_labels)
 EXAMPLE_GRID = np.concatenate([[0.0], np.geomspace(0.5, 60.0, 24)])
@@ -78,9 +79,14 @@ class FewShotClassifier:
         self.example_scale = 0.0
         self._support = np.vstack([self.examples, self.descriptions])
         self._support_labels = np.concatenate([self.example_labels, np.arange(n_labels)])
-        self._centre = self._support.mean(axis=0)
+        # each label's support points weigh as much in total as any other label's, so a label
+        # with more reviewed examples gets no head start (averages 1 per point; all 1 when balanced)
+        counts = np.bincount(self._support_labels, minlength=n_labels)[self._support_labels]
+        self._weights = len(self._support) / (n_labels * counts)
+        self._centre = self._weights @ self._support / self._weights.sum()
         self._dual = np.zeros((len(self._support), n_labels))
         self._mean_target = np.zeros(n_labels)
+        self._bias = np.zeros(n_labels)
         if len(self.examples) and n_labels > 1:
             self._fit()
 
@@ -102,20 +108,20 @@ class FewShotClassifier:
         support = self._support - self._centre
         kernel = support @ support.T
         targets = self._targets()
-        mean_target = targets.mean(axis=0)
         n = len(self.examples)
         zero_shot = self.examples @ self.descriptions.T
         zero_shot_scales = self.zero_shot_scale * ZERO_SHOT_GRID
-        losses, duals = [], []
+        losses, duals, loos = [], [], []
         for ridge in RIDGE_GRID:
-            dual, loo = ridge_fit(kernel, targets, ridge)
+            dual, loo = ridge_fit(kernel, targets, ridge, self._weights)
             loo = loo[:n]
             # logits[a, b, example, label] for every zero-shot scale a and example scale b at once
             logits = zero_shot_scales[:, None, None, None] * zero_shot + EXAMPLE_GRID[None, :, None, None] * loo
             log_probs = logits - _logsumexp(logits)
-            loss = -log_probs[:, :, np.arange(n), self.example_labels].sum(axis=-1)
+            loss = -log_probs[:, :, np.arange(n), self.example_labels] @ self._weights[:n]
             losses.append(loss - UNIFORM_PSEUDO_COUNT * log_probs.mean(axis=(2, 3)))
             duals.append(dual)
+            loos.append(loo)
         loss = np.stack(losses)  # [ridge, a, b]
         weight = np.exp(loss.min() - loss)
         weight /= weight.sum()
@@ -125,14 +131,19 @@ class FewShotClassifier:
         self._dual = sum(b * dual for b, dual in zip(example_scale_by_ridge, duals, strict=True)) / max(
             self.example_scale, 1e-12
         )
-        self._mean_target = mean_target
+        self._mean_target = self._weights @ targets / self._weights.sum()  # 0 for one-hot targets
+        if len(set(np.bincount(self.example_labels, minlength=self.n_labels))) > 1:  # unequal example counts
+            held_out = self.zero_shot_scale * zero_shot + sum(
+                b * loo for b, loo in zip(example_scale_by_ridge, loos, strict=True)
+            )
+            self._bias = label_bias(held_out, self.example_labels, self._weights[:n])
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         embeddings = np.asarray(embeddings, dtype=np.float64)
         zero_shot = embeddings @ self.descriptions.T
         kernel = (embeddings - self._centre) @ (self._support - self._centre).T
         example_scores = self._mean_target + kernel @ self._dual
-        return self.zero_shot_scale * zero_shot + self.example_scale * example_scores
+        return self.zero_shot_scale * zero_shot + self.example_scale * example_scores + self._bias
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         if self.n_labels == 1:
@@ -156,21 +167,53 @@ class FewShotClassifier:
         return sorted((c for c in items if c.logit > 0), key=lambda c: -c.logit)[:top]
 
 
-def ridge_fit(kernel: np.ndarray, targets: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel ridge with an unpenalized intercept: the dual weights, and every point's leave-one-out prediction.
+def ridge_fit(
+    kernel: np.ndarray, targets: np.ndarray, ridge: float, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted kernel ridge with an unpenalized intercept: dual weights, and every point's
+    leave-one-out prediction.
 
-    `kernel` is the linear kernel of the centred points; the intercept is the mean target.
-    The hat matrix is H = K (K + ridge I)^-1 + 1/N, so leave-one-out predictions are exact
-    from one fit: loo_i = (f_i - H_ii y_i) / (1 - H_ii). The 1/N term matters: without it
-    the centring leaks each left-out point into its own prediction, and with 8 examples
-    per label leave-one-out accuracy read 0.96 where a true refit gives 0.67.
+    `kernel` is the linear kernel of the points centred on their weighted mean; predictions are
+    mean_target + k(x) @ dual, with mean_target the weighted mean of `targets`. In the
+    sqrt(weight)-scaled problem the hat matrix is H = K~ (K~ + ridge I)^-1 + w_i / sum(w), so
+    leave-one-out predictions (the point's weight set to 0) are exact from one fit:
+    loo_i = (f_i - H_ii y_i) / (1 - H_ii). The intercept's w_i / sum(w) matters: without it
+    the centring leaks each left-out point into its own prediction, and with 8 examples per
+    label leave-one-out accuracy read 0.96 where a true refit gives 0.67.
     """
-    mean_target = targets.mean(axis=0)
-    inverse = np.linalg.inv(kernel + ridge * np.eye(len(kernel)))
-    dual = inverse @ (targets - mean_target)
+    root = np.sqrt(weights)[:, None]
+    mean_target = weights @ targets / weights.sum()
+    scaled = root * kernel * root.T
+    inverse = np.linalg.inv(scaled + ridge * np.eye(len(kernel)))
+    dual = root * (inverse @ (root * (targets - mean_target)))
     fitted = mean_target + kernel @ dual
-    leverage = np.einsum("ij,ji->i", kernel, inverse)[:, None] + 1.0 / len(kernel)
+    leverage = np.einsum("ij,ji->i", scaled, inverse)[:, None] + root**2 / weights.sum()
     return dual, (fitted - leverage * targets) / np.maximum(1.0 - leverage, 1e-6)
+
+
+def label_bias(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray, steps: int = 50) -> np.ndarray:
+    """Per-label logit offsets that make the held-out predictions balanced across labels.
+
+    Minimises the label-balanced (weighted) log-loss of the examples' leave-one-out logits plus
+    BIAS_PENALTY * |bias|^2 / 2, by Newton steps (the problem is small and convex). Used only
+    when labels have unequal numbers of reviewed examples: a label with more examples is
+    otherwise answered too often (the fit covers its region of the embedding space better,
+    even with label-balanced weights); with equal counts there is no head start to correct
+    and the offsets would only add noise.
+    """
+    n_labels = logits.shape[1]
+    onehot = np.eye(n_labels)[labels]
+    bias = np.zeros(n_labels)
+    for _ in range(steps):
+        probs = softmax(logits + bias)
+        gradient = weights @ (probs - onehot) + BIAS_PENALTY * bias
+        hessian = np.einsum("i,ij,ik->jk", weights, probs, probs)
+        hessian = np.diag(weights @ probs) - hessian + BIAS_PENALTY * np.eye(n_labels)
+        step = np.linalg.solve(hessian, gradient)
+        bias -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return bias - bias.mean()
 
 
 def _logsumexp(logits: np.ndarray) -> np.ndarray:
