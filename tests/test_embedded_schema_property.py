@@ -7,11 +7,7 @@ tests/test_embedded_engine.py.
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 import jsonschema
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,25 +15,7 @@ from sutro_sql.engines.base import EngineAnswer
 from sutro_sql.engines.embedded import EmbeddedEngine
 from sutro_sql.functions import FunctionSpec
 
-
-class HashedWordsEncoder:
-    """Unit vectors from hashed words: deterministic, fast, and similar texts get similar vectors."""
-
-    dim = 64
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def encode_with_counts(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            out[row, 0] = 0.1  # keeps empty texts non-zero
-            for word in re.findall(r"\w+", text.lower()):
-                out[row, int.from_bytes(hashlib.md5(word.encode()).digest()[:4], "big") % self.dim] += 1.0
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
-        return out, [len(re.findall(r"\w+", t)) + 2 for t in texts]
-
+from .support.encoders import HashedWordsEncoder
 
 FIELD_NAMES = st.sampled_from(
     ["amount", "price", "email", "website", "phone", "date", "order_id", "count", "note", "summary", "urgent", "tags"]

@@ -1,12 +1,22 @@
 """Extraction for the embedded engine: one value per schema field, always valid against the schema.
 
 How each field is filled (the first rule that applies):
-- enum and boolean fields are classified with the few-shot classifier, using
-  the field's description as the label description and the reviewed
-  examples' values for that field as training data;
+- currency fields (named or described as a currency, or an enum whose options
+  are currency codes, symbols or names) take the currency of the object's
+  money amount, else a currency named in the text, as an ISO 4217 code or the
+  enum option that stands for it; an enum falls back to the classifier below;
+- boolean fields look for the concept their name states ("is_paid" -> "paid";
+  "payment_received" -> "received" in a sentence that also says "payment")
+  in the text and read its polarity ("unpaid", "has not been paid", "Paid:
+  no" are false); the last statement wins. Only when the text never states
+  the concept does the few-shot classifier decide, because its yes/no
+  descriptions match the tone of the whole text, not the field's concept;
+- enum fields (and booleans as above) are classified with the few-shot
+  classifier, using the field's description as the label description and
+  the reviewed examples' values for that field as training data;
 - a string with a `pattern` takes a match of that pattern (anchors dropped);
 - numbers and integers are parsed from the text (money amounts when the field
-  is about money);
+  is about money, or is the amount next to a currency field);
 - strings about emails, urls, phones or dates (by `format` or by name and
   description) use the matching parser; strings whose example values look
   like codes ("ORD-1042") find tokens of the same shape;
@@ -18,7 +28,8 @@ When a parser finds several candidates, the one whose surrounding words share
 most with the field's name and description wins (the first on ties).
 
 Per-field confidence: the classifier's probability for enum/boolean; 0.9 for a
-single parsed candidate, 0.6 when several competed, 0.7 for null because
+single parsed candidate or a boolean whose statements agree, 0.6 when several
+competed or disagreed, 0.7 for null because
 nothing matched; the span similarity for free text. The answer's confidence is
 the mean over fields. Only the classifier's part is fitted; the fixed values
 are stated heuristics, not calibrated probabilities. The output is checked with jsonschema before it is
@@ -30,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jsonschema
@@ -45,6 +56,11 @@ MAX_PARSE_CHARS = 20_000
 MAX_SPANS = 12
 SPAN_SIMILARITY_FLOOR = 0.80
 CONTEXT_CHARS = 40
+SENTENCE_END = r"(?<=[.!?;\n])\s+"
+CURRENCY_WORDS = {"currency", "currencies", "ccy"}
+CURRENCY_DESCRIPTION_WORDS = 3  # a description that opens with "The currency ..." or "ISO currency code"
+PREPOSITIONS = {"in", "on", "at", "by", "for", "to", "with", "within", "from", "of", "after", "before", "via", "per", "over", "under"}  # fmt: skip
+BOOLEAN_FILLERS = {"is", "are", "was", "were", "be", "been", "has", "have", "had", "did", "does", "do", "can", "could", "should", "will", "would", "needs", "need", "requires", "whether", "if", "any", "flag"}  # fmt: skip
 MONEY_WORDS = {"amount", "price", "cost", "total", "money", "fee", "charge", "salary", "revenue", "budget", "payment", "refund", "usd", "eur", "dollar", "currency"}  # fmt: skip
 STOP_WORDS = {"the", "a", "an", "of", "in", "on", "to", "and", "or", "is", "for", "by", "with", "mentioned", "any", "this", "that", "it", "as"}  # fmt: skip
 
@@ -54,6 +70,15 @@ class FieldValue:
     value: Any
     confidence: float
     evidence: str
+    found: parsers.Found | None = None  # the parsed candidate the value came from
+
+
+@dataclass(frozen=True)
+class ObjectFields:
+    """An object's fillers, and which currency field reports the currency of which money field."""
+
+    fillers: dict[str, Callable]
+    currency_of: dict[str, str]  # currency field -> money field
 
 
 def _types(schema: dict[str, Any]) -> tuple[str | None, bool]:
@@ -73,6 +98,46 @@ def _types(schema: dict[str, Any]) -> tuple[str | None, bool]:
 
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in STOP_WORDS and len(w) > 1}
+
+
+def _field_words(name: str, prop: dict[str, Any]) -> set[str]:
+    return _words(f"{name.replace('_', ' ')} {prop.get('description', '')} {prop.get('format', '')}")
+
+
+def currency_options(prop: dict[str, Any]) -> dict[str, Any]:
+    """ISO code -> enum option, for the options that name a currency ("USD", "€", "Euro")."""
+    options = {}
+    for option in prop.get("enum") or []:
+        code = parsers.currency_code(option) if isinstance(option, str) else None
+        if code is not None:
+            options.setdefault(code, option)
+    return options
+
+
+def is_currency_field(name: str, prop: dict[str, Any]) -> bool:
+    """A string or enum field that holds a currency: by its enum options, or by its name or the first
+    words of its description ("The currency of the amount", not "... about fees or currency")."""
+    kind, _ = _types(prop)
+    if "enum" in prop:
+        mapped = len(currency_options(prop))
+        return mapped >= 2 and mapped * 2 >= len([o for o in prop["enum"] if o is not None])
+    opening = " ".join(str(prop.get("description", "")).split()[:CURRENCY_DESCRIPTION_WORDS])
+    return kind == "string" and bool((_words(name.replace("_", " ")) | _words(opening)) & CURRENCY_WORDS)
+
+
+def boolean_concept(name: str) -> tuple[str | None, list[str], bool]:
+    """What a boolean field's name asserts: its head word, the last content word before any preposition
+    ("is_paid" -> "paid", "payment_received" -> "received", "paid_in_full" -> "paid"); the name's other
+    content words, which must share the head's sentence ("payment", "full"); and whether the name
+    negates it ("is_not_paid")."""
+    words = re.findall(r"[a-z]+", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower())
+    negated = sum(w in parsers.NEGATIONS for w in words) % 2 == 1
+    content = [w for w in words if w not in BOOLEAN_FILLERS | parsers.NEGATIONS | PREPOSITIONS and len(w) >= 3]
+    before = next((i for i, w in enumerate(words) if w in PREPOSITIONS and set(words[:i]) & set(content)), None)
+    heads = [w for w in words[:before] if w in content]
+    if not heads:
+        return None, [], negated
+    return heads[-1], [w for w in content if w != heads[-1]], negated
 
 
 def minimal_value(schema: dict[str, Any]) -> Any:
@@ -111,22 +176,34 @@ class Extractor:
         self.validator = jsonschema.Draft202012Validator(schema)
         self._example_vectors, _ = encoder.encode_with_counts(examples) if examples else (np.zeros((0, 1)), [])
         self._span_fields = False  # set when a free-text field needs sentence embeddings
-        self.fillers = self._fillers(schema, [o if isinstance(o, dict) else {} for o in outputs])
+        self.fields = self._fillers(schema, [o if isinstance(o, dict) else {} for o in outputs])
 
-    def _fillers(self, schema: dict[str, Any], outputs: list[dict]) -> dict[str, Callable]:
-        return {
-            name: self._filler(name, prop, [o.get(name) for o in outputs])
-            for name, prop in schema.get("properties", {}).items()
-            if isinstance(prop, dict)
+    def _fillers(self, schema: dict[str, Any], outputs: list[dict]) -> ObjectFields:
+        """Fillers for an object's properties; a currency field is paired with the money field beside it
+        (the first one about money, else the first number), which is then parsed as money."""
+        properties = {name: prop for name, prop in schema.get("properties", {}).items() if isinstance(prop, dict)}
+        currencies = [name for name, prop in properties.items() if is_currency_field(name, prop)]
+        numbers = [name for name, prop in properties.items() if _types(prop)[0] in ("number", "integer")]
+        about_money = [name for name in numbers if _field_words(name, properties[name]) & MONEY_WORDS]
+        amount = (about_money or numbers or [None])[0] if currencies else None
+        fillers = {
+            name: self._filler(name, prop, [o.get(name) for o in outputs], money=name == amount)
+            for name, prop in properties.items()
         }
+        return ObjectFields(fillers, {name: amount for name in currencies} if amount else {})
 
-    def _filler(self, name: str, prop: dict[str, Any], seen: list[Any]) -> Callable[[str, np.ndarray], FieldValue]:
+    def _filler(
+        self, name: str, prop: dict[str, Any], seen: list[Any], money: bool = False
+    ) -> Callable[..., FieldValue]:
         kind, nullable = _types(prop)
         about = f"{name.replace('_', ' ')}: {prop.get('description', '')}".strip(": ")
+        if is_currency_field(name, prop):
+            fallback = self._choice(about, list(prop["enum"]), seen) if "enum" in prop else None
+            return self._currency(about, prop, nullable, fallback)
         if "enum" in prop and prop["enum"]:
             return self._choice(about, list(prop["enum"]), seen)
         if kind == "boolean":
-            return self._choice(about, [True, False], seen)
+            return self._boolean(name, self._choice(about, [True, False], seen))
         if kind == "object" and isinstance(prop.get("properties"), dict):
             inner = self._fillers(prop, [s if isinstance(s, dict) else {} for s in seen])
             return lambda text, vector: self._object(prop, inner, text, vector)
@@ -134,7 +211,7 @@ class Extractor:
             item = prop.get("items") if isinstance(prop.get("items"), dict) else {}
             finder = self._finder(name, item, [v for s in seen if isinstance(s, list) for v in s])
             return lambda text, vector: self._array(prop, item, finder, text)
-        finder = self._finder(name, prop, seen)
+        finder = self._finder(name, prop, seen, money)
         if finder is not None:
             return lambda text, vector: self._pick(about, text, finder(text))
         if kind == "string":
@@ -142,12 +219,14 @@ class Extractor:
             return lambda text, vector: self._span(about, text, nullable)
         return lambda text, vector: FieldValue(minimal_value(prop), 0.1, "nothing to extract it from")
 
-    def _finder(self, name: str, prop: dict[str, Any], seen: list[Any]) -> Callable[[str], list] | None:
+    def _finder(
+        self, name: str, prop: dict[str, Any], seen: list[Any], money: bool = False
+    ) -> Callable[[str], list] | None:
         """A parser for the field's type and meaning, or None when only a free-text span fits."""
         kind, _ = _types(prop)
-        words = _words(f"{name.replace('_', ' ')} {prop.get('description', '')} {prop.get('format', '')}")
+        words = _field_words(name, prop)
         if kind in ("number", "integer"):
-            parse = parsers.money if words & MONEY_WORDS else parsers.numbers
+            parse = parsers.money if money or words & MONEY_WORDS else parsers.numbers
             if kind == "integer":
                 return lambda text: [f for f in parse(text) if float(f.value).is_integer()]
             return parse
@@ -161,6 +240,8 @@ class Extractor:
             if pattern is not None:
                 return lambda text: [parsers.Found(m.group(0), m.group(0), m.start()) for m in pattern.finditer(text)]
         fmt = prop.get("format", "")
+        if is_currency_field(name, prop):  # the items of an array of currencies
+            return parsers.currencies
         if fmt == "email" or "email" in words:
             return parsers.emails
         if fmt in ("uri", "url") or words & {"url", "website", "link", "uri"}:
@@ -195,19 +276,59 @@ class Extractor:
 
         return fill
 
+    def _currency(self, about: str, prop: dict[str, Any], nullable: bool, fallback: Callable | None) -> Callable:
+        """The currency of the paired amount, else the currency the text names closest to the field's words;
+        as the enum option for that code when the field is an enum (never a value outside it), else as the
+        code or its lower case, whichever the field's schema accepts."""
+        options = currency_options(prop) if "enum" in prop else None
+        accepts = jsonschema.Draft202012Validator(prop).is_valid
+
+        def written(code: str) -> str | None:
+            if options is not None:
+                return options.get(code)
+            return next((form for form in (code, code.lower()) if accepts(form)), None)
+
+        def fill(text: str, vector: np.ndarray, amount: parsers.Found | None = None) -> FieldValue:
+            if amount is not None and amount.currency and written(amount.currency) is not None:
+                return FieldValue(written(amount.currency), 0.9, f"the currency of {amount.span!r}", amount)
+            named = parsers.currencies(text)
+            picked = self._pick(about, text, [f for f in named if written(f.value) is not None])
+            if picked.value is not None:
+                return replace(picked, value=written(picked.value))
+            if fallback is None:
+                return picked
+            if named and nullable:
+                return FieldValue(None, 0.7, f"{named[0].span!r} names none of the options", named[0])
+            return fallback(text, vector)
+
+        return fill
+
+    def _boolean(self, name: str, classify: Callable[[str, np.ndarray], FieldValue]) -> Callable:
+        """The polarity of the field's concept where the text states it; the classifier when it never does."""
+        concept, companions, negated_name = boolean_concept(name)
+
+        def fill(text: str, vector: np.ndarray) -> FieldValue:
+            statements = parsers.polarity(text, concept, companions) if concept else []
+            if not statements:
+                return classify(text, vector)
+            last = statements[-1]
+            agree = all(s.value == last.value for s in statements)
+            verb = "states" if last.value else "negates"
+            evidence = f"the text {verb} {concept!r} at {last.span!r}" + ("" if agree else " (last of conflicting)")
+            return FieldValue(last.value != negated_name, 0.9 if agree else 0.6, evidence, last)
+
+        return fill
+
     def _pick(self, about: str, text: str, found: list[parsers.Found]) -> FieldValue:
         """The candidate whose nearby words share most with the field's name and description (first on ties)."""
         if not found:
             return FieldValue(None, 0.7, "not found in the text")
         if len(found) == 1:
-            return FieldValue(found[0].value, 0.9, f"parsed from {found[0].span!r}")
+            return FieldValue(found[0].value, 0.9, f"parsed from {found[0].span!r}", found[0])
         cues = _words(about)
-        overlap = [
-            len(cues & _words(text[max(0, f.start - CONTEXT_CHARS) : f.start + len(f.span) + CONTEXT_CHARS]))
-            for f in found
-        ]
+        overlap = [len(cues & _words(_context(text, f))) for f in found]
         best = found[int(np.argmax(overlap))]
-        return FieldValue(best.value, 0.6, f"parsed from {best.span!r} ({len(found)} candidates)")
+        return FieldValue(best.value, 0.6, f"parsed from {best.span!r} ({len(found)} candidates)", best)
 
     def _span(self, about: str, text: str, nullable: bool) -> FieldValue:
         spans = sentences(text)
@@ -227,8 +348,12 @@ class Extractor:
         values = values[: prop.get("maxItems", len(values))]
         return FieldValue(values, 0.8 if values else 0.6, f"{len(values)} matches in the text")
 
-    def _object(self, schema: dict, fillers: dict[str, Callable], text: str, vector: np.ndarray) -> FieldValue:
-        values = {name: fill(text, vector) for name, fill in fillers.items()}
+    def _object(self, schema: dict, fields: ObjectFields, text: str, vector: np.ndarray) -> FieldValue:
+        """Each field filled; currency fields last, from the amount their money field picked."""
+        filled = {name: fill(text, vector) for name, fill in fields.fillers.items() if name not in fields.currency_of}
+        for name, amount in fields.currency_of.items():
+            filled[name] = fields.fillers[name](text, vector, filled[amount].found)
+        values = {name: filled[name] for name in fields.fillers}
         properties, required = schema.get("properties", {}), schema.get("required", [])
         output = {
             name: v.value
@@ -247,7 +372,7 @@ class Extractor:
         return [self.answer(t, e, c) for t, e, c in zip(texts, embeddings, counts, strict=True)]
 
     def answer(self, text: str, vector: np.ndarray, tokens: int) -> EngineAnswer | RowFailure:
-        result = self._object(self.schema, self.fillers, text[:MAX_PARSE_CHARS], vector)
+        result = self._object(self.schema, self.fields, text[:MAX_PARSE_CHARS], vector)
         output = self._repaired(result.value)
         errors = list(self.validator.iter_errors(output))
         if errors:
@@ -277,9 +402,16 @@ class Extractor:
         return output
 
 
+def _context(text: str, found: parsers.Found) -> str:
+    """Up to CONTEXT_CHARS either side of a candidate, within its sentence."""
+    before = text[max(0, found.start - CONTEXT_CHARS) : found.start]
+    after = text[found.start + len(found.span) : found.start + len(found.span) + CONTEXT_CHARS]
+    return re.split(SENTENCE_END, before)[-1] + found.span + re.split(SENTENCE_END, after)[0]
+
+
 def sentences(text: str) -> list[str]:
     """The candidate spans for a free-text field: the text's first MAX_SPANS sentences."""
-    return [s.strip() for s in re.split(r"(?<=[.!?;\n])\s+", text[:MAX_PARSE_CHARS]) if s.strip()][:MAX_SPANS]
+    return [s.strip() for s in re.split(SENTENCE_END, text[:MAX_PARSE_CHARS]) if s.strip()][:MAX_SPANS]
 
 
 def _option_text(option: Any) -> str:
