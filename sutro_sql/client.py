@@ -269,32 +269,47 @@ class Client:
         timeout: float | None = 7200,
         obtain_results: bool = True,
         output_column: str | None = None,
+        is_cost_estimate: bool = False,
+        unwrap_reasoning: bool = False,
     ) -> Any:
         """Wait for the job (SDK §7.5) and return its results as a polars DataFrame, or None
         when `obtain_results=False`. Unlike the SDK, FAILED/CANCELLED raise JobFailedError
-        (naming the failure reason) and a timeout raises JobTimeoutError instead of returning None."""
+        (naming the failure reason) and a timeout raises JobTimeoutError instead of returning None.
+        `is_cost_estimate` is accepted for the SDK's signature and, as there, changes nothing."""
         self.wait_for_job(job_id, timeout=timeout)
         if not obtain_results:
             return None
-        return self.get_job_results(job_id, output_column=output_column or self._output_column(job_id))
+        return self.get_job_results(
+            job_id, output_column=output_column or self._output_column(job_id), unwrap_reasoning=unwrap_reasoning
+        )
 
     def get_job_results(
         self,
         job_id: str,
         include_inputs: bool = False,
-        output_column: str = "inference_result",
-        unpack_json: bool = True,
+        include_cumulative_logprobs: bool = False,
         with_original_df: Any = None,
+        output_column: str = "inference_result",
+        disable_cache: bool = False,
+        unpack_json: bool = True,
+        unwrap_reasoning: bool = False,
     ) -> Any:
-        """The results of a SUCCEEDED job in input order, shaped as the SDK shapes them (§7.8):
-        JSON answers unpacked into columns added at the end, after `confidence_score`; joined onto
-        `with_original_df` when given (pandas in, pandas out; otherwise polars)."""
-        raw = self.backend.get_job_results(job_id, include_inputs=include_inputs)
+        """The results of a SUCCEEDED job in input order, shaped as the SDK shapes them (§7.8),
+        with the SDK's parameters in its order: JSON answers unpacked into columns added at the
+        end, after `confidence_score`; joined onto `with_original_df` when given (pandas in,
+        pandas out; otherwise polars). `unwrap_reasoning` flattens legacy
+        ``{"content": {...}, "reasoning_content": ...}`` answers. `disable_cache` is accepted for
+        the SDK's signature: this client keeps no results cache, so every call reads the backend."""
+        raw = self.backend.get_job_results(
+            job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
+        )
         return job_results_frame(
             raw,
             include_inputs=include_inputs,
+            include_cumulative_logprobs=include_cumulative_logprobs,
             output_column=output_column,
             unpack_json=unpack_json,
+            unwrap_reasoning=unwrap_reasoning,
             with_original_df=with_original_df,
             output_schema=self._output_schema(job_id) if unpack_json else None,
         )

@@ -39,8 +39,10 @@ def job_results_frame(
     raw: pa.Table,
     *,
     include_inputs: bool = False,
+    include_cumulative_logprobs: bool = False,
     output_column: str = "inference_result",
     unpack_json: bool = True,
+    unwrap_reasoning: bool = False,
     with_original_df: Any = None,
     output_schema: pa.Schema | None = None,
 ) -> Any:
@@ -49,7 +51,7 @@ def job_results_frame(
     assert isinstance(frame, pl.DataFrame)
     if OUTPUTS not in frame.columns:
         raise ValueError(f"job results have no {OUTPUTS!r} column (columns: {frame.columns})")
-    frame = _drop_unrequested(frame, include_inputs)
+    frame = _drop_unrequested(frame, include_inputs, include_cumulative_logprobs)
     if output_column != OUTPUTS and output_column in frame.columns:
         raise ValueError(
             f"output_column {output_column!r} clashes with a results column of the same name; "
@@ -67,15 +69,15 @@ def job_results_frame(
         )
     if unpack_json:
         taken = set(original.columns) if original is not None else set()
-        frame = _unpack_json(frame, output_column, output_schema, taken)
+        frame = _unpack_json(frame, output_column, output_schema, taken, unwrap_reasoning)
     if original is None:
         return frame
     joined = _join_original(original, frame, metadata)
     return joined.to_pandas() if _is_pandas(with_original_df) else joined
 
 
-def _drop_unrequested(frame: pl.DataFrame, include_inputs: bool) -> pl.DataFrame:
-    drop = [LOGPROBS] if LOGPROBS in frame.columns else []
+def _drop_unrequested(frame: pl.DataFrame, include_inputs: bool, include_logprobs: bool) -> pl.DataFrame:
+    drop = [LOGPROBS] if LOGPROBS in frame.columns and not include_logprobs else []
     if INPUTS in frame.columns and not include_inputs:
         drop.append(INPUTS)
     if ERROR in frame.columns and frame[ERROR].null_count() == frame.height:
@@ -92,9 +94,13 @@ def _sdk_column_order(columns: list[str], output_column: str) -> list[str]:
     return [*head, *metadata, output_column, *tail]
 
 
-def _unpack_json(frame: pl.DataFrame, column: str, schema: pa.Schema | None, taken: set[str]) -> pl.DataFrame:
+def _unpack_json(
+    frame: pl.DataFrame, column: str, schema: pa.Schema | None, taken: set[str], unwrap_reasoning: bool = False
+) -> pl.DataFrame:
     """Replace the output column by one column per JSON field, added at the end; keep it raw
-    unless every non-null value is a non-empty JSON object (or, sutro-sql's addition, a JSON scalar)."""
+    unless every non-null value is a non-empty JSON object (or, sutro-sql's addition, a JSON scalar).
+    With `unwrap_reasoning`, legacy reasoning envelopes ({"content": {...}, "reasoning_content": ...})
+    become `reasoning_content` followed by the content's fields, as the SDK does."""
     values = frame[column]
     if values.dtype != pl.String:
         return frame
@@ -110,6 +116,11 @@ def _unpack_json(frame: pl.DataFrame, column: str, schema: pa.Schema | None, tak
     if not isinstance(decoded.dtype, pl.Struct) or not decoded.dtype.fields:
         return frame  # every object empty
     fields = pl.DataFrame(decoded).unnest(column)
+    content = fields.schema.get("content")
+    if unwrap_reasoning and set(fields.columns) == {"content", "reasoning_content"} and isinstance(content, pl.Struct):
+        fields = pl.concat(
+            [fields.select("reasoning_content"), fields.select("content").unnest("content")], how="horizontal"
+        )
     fields = _apply_schema(fields, schema)
     existing = (set(frame.columns) - {column}) | taken
     clashes = [name for name in fields.columns if name in existing]

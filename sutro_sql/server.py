@@ -299,12 +299,15 @@ class _API:
     ) -> dict[str, list[Any]]:
         """v1 §5.6 columns in row order: [inputs], [id column], outputs, confidence_score,
         [cumulative_logprobs], [error]. Optional columns only when asked (the SDK keeps extras)."""
-        table: pa.Table = await self.call(self.backend.get_job_results, job_id, include_inputs=include_inputs)
+        table: pa.Table = await self.call(
+            self.backend.get_job_results,
+            job_id,
+            include_inputs=include_inputs,
+            include_cumulative_logprobs=include_logprobs,
+        )
         columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "error"}
         if not include_inputs:
             columns.pop("inputs", None)
-        if include_logprobs:
-            columns["cumulative_logprobs"] = [None] * table.num_rows
         if include_errors and "error" in table.column_names:
             columns["error"] = table.column("error").to_pylist()
         return columns

@@ -49,6 +49,15 @@ def test_batch_from_pandas_comes_back_in_order_with_the_id_column(remote_client)
     assert results["response"].to_list() == LABELS
 
 
+def test_cumulative_logprobs_come_back_over_http_when_asked(remote_client):
+    job_id = remote_client.batch_run_function("ticket-triage", TICKETS[:2])
+    remote_client.wait_for_job(job_id, timeout=30)
+    asked = remote_client.get_job_results(job_id, include_cumulative_logprobs=True, unpack_json=False)
+    assert asked.columns == ["inference_result", "cumulative_logprobs", "confidence_score"]
+    assert asked["cumulative_logprobs"].to_list() == [None, None]  # local engines report confidence instead
+    assert "cumulative_logprobs" not in remote_client.get_job_results(job_id, unpack_json=False).columns
+
+
 def test_stay_attached_draws_progress_from_the_http_stream(remote_client, capsys, monkeypatch):
     monkeypatch.setenv("SUTRO_SQL_PROGRESS", "1")
     remote_client.progress = None

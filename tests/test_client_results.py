@@ -160,3 +160,22 @@ def test_with_original_df_refuses_a_field_named_like_one_of_its_columns():
     original = pl.DataFrame({"x": ["mine", "mine"]})
     with pytest.raises(ValueError, match="unpack_json=False"):
         job_results_frame(raw_results([{"x": 1}, {"x": 2}]), with_original_df=original)
+
+
+def test_unwrap_reasoning_flattens_legacy_reasoning_envelopes_only_when_asked():
+    envelope = [{"content": {"label": "a", "score": 1}, "reasoning_content": "because"}]
+    flat = job_results_frame(raw_results(envelope), unwrap_reasoning=True)
+    assert flat.columns == ["confidence_score", "reasoning_content", "label", "score"]
+    assert flat.row(0) == (0.5, "because", "a", 1)
+    kept = job_results_frame(raw_results(envelope))  # customer JSON can have this shape: kept by default
+    assert kept.columns == ["confidence_score", "content", "reasoning_content"]
+    other = job_results_frame(raw_results([{"content": "text", "reasoning_content": "r"}]), unwrap_reasoning=True)
+    assert other.columns == ["confidence_score", "content", "reasoning_content"]  # content not an object
+
+
+def test_cumulative_logprobs_are_kept_only_when_asked_and_sit_before_confidence_score():
+    raw = raw_results([{"x": 1}]).add_column(2, "cumulative_logprobs", pa.array([-0.25], pa.float64()))
+    assert "cumulative_logprobs" not in job_results_frame(raw).columns
+    frame = job_results_frame(raw, include_cumulative_logprobs=True, unpack_json=False)
+    assert frame.columns == ["inference_result", "cumulative_logprobs", "confidence_score"]
+    assert frame["cumulative_logprobs"].to_list() == [-0.25]

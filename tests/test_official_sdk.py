@@ -167,3 +167,19 @@ def test_the_official_sdk_runs_functions_and_jobs_against_sutro_sql_serve(sdk, d
         while remote.get_job_status(out["cancel_job"]) != "CANCELLED" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert remote.get_job_status(out["cancel_job"]) == "CANCELLED"
+
+
+def test_the_client_takes_the_sdks_result_parameters_in_the_sdks_order(sdk):
+    """Code written for the SDK passes these by position or by name; both must mean the same here."""
+    import inspect
+
+    from sutro_sql.client import Client
+
+    probe = (
+        "import inspect, json; from sutro import Sutro; print(json.dumps({name: list(inspect.signature("
+        "getattr(Sutro, name)).parameters)[1:] for name in ('get_job_results', 'await_job_completion')}))"
+    )
+    done = subprocess.run([str(sdk), "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, parameters in theirs.items():
+        assert list(inspect.signature(getattr(Client, name)).parameters)[1:] == parameters, name

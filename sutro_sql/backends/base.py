@@ -84,10 +84,13 @@ class Backend(Protocol):
         until the job is terminal, then the iterator ends."""
         ...
 
-    def get_job_results(self, job_id: str, *, include_inputs: bool = False) -> pa.Table:
+    def get_job_results(
+        self, job_id: str, *, include_inputs: bool = False, include_cumulative_logprobs: bool = False
+    ) -> pa.Table:
         """v1 §5.6 as an Arrow table in input row order: [inputs (JSON text, if asked)],
         [<id column>], `outputs` (JSON text of the answer; null for failed rows), `confidence_score`
-        (double), `error` (string, null for good rows). Raises ConflictError unless SUCCEEDED."""
+        (double), [`cumulative_logprobs` (double, if asked; null where the engine has none)],
+        `error` (string, null for good rows). Raises ConflictError unless SUCCEEDED."""
         ...
 
     def cancel_job(self, job_id: str) -> None:

@@ -301,13 +301,21 @@ class RemoteBackend:
                 return
             self._retry.sleep(0.2)  # the stream closed early (a restarting server): open it again
 
-    def get_job_results(self, job_id: str, *, include_inputs: bool = False) -> pa.Table:
+    def get_job_results(
+        self, job_id: str, *, include_inputs: bool = False, include_cumulative_logprobs: bool = False
+    ) -> pa.Table:
         what = f"results of job {job_id}"
-        body = {"job_id": job_id, "include_inputs": include_inputs, "include_cumulative_logprobs": False}
+        body = {
+            "job_id": job_id,
+            "include_inputs": include_inputs,
+            "include_cumulative_logprobs": include_cumulative_logprobs,
+        }
         body["include_errors"] = True  # sutro-sql serve adds per-row errors; other deployments ignore it
         response = self._request("POST", "job-results", what=what, idempotent=True, json=body)
         columns = self._json(response, what=what, key="results")
-        return _results_table(columns, include_inputs=include_inputs, what=what)
+        return _results_table(
+            columns, include_inputs=include_inputs, include_logprobs=include_cumulative_logprobs, what=what
+        )
 
     def cancel_job(self, job_id: str) -> None:
         self._request("GET", f"job-cancel/{_segment(job_id)}", what=f"cancel job {job_id}", idempotent=True)
@@ -450,8 +458,8 @@ def _json_text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _results_table(columns: Any, *, include_inputs: bool, what: str) -> pa.Table:
-    """v1 result columns -> [inputs], [id columns], outputs, confidence_score, error."""
+def _results_table(columns: Any, *, include_inputs: bool, include_logprobs: bool, what: str) -> pa.Table:
+    """v1 result columns -> [inputs], [id columns], outputs, confidence_score, [cumulative_logprobs], error."""
     if not isinstance(columns, dict) or not isinstance(columns.get("outputs"), list):
         raise ServerError(f"{what}: results are not columns with an `outputs` list")
     lengths = {name: len(values) for name, values in columns.items() if isinstance(values, list)}
@@ -470,6 +478,9 @@ def _results_table(columns: Any, *, include_inputs: bool, what: str) -> pa.Table
     arrays["outputs"] = pa.array(outputs, pa.string())
     scores = columns.get("confidence_score") or [None] * len(outputs)
     arrays["confidence_score"] = pa.array([None if s is None else float(s) for s in scores], pa.float64())
+    if include_logprobs:
+        logprobs = columns.get("cumulative_logprobs") or [None] * len(outputs)
+        arrays["cumulative_logprobs"] = pa.array([None if v is None else float(v) for v in logprobs], pa.float64())
     if isinstance(columns.get("error"), list):
         errors = [None if e is None else str(e) for e in columns["error"]]
     else:  # a deployment without per-row errors marks a failed row by a null output

@@ -273,9 +273,12 @@ class LocalBackend:
         if self.store.request_cancel(job_id) is None:
             raise NotFoundError(f"Job {job_id!r} not found.", code="job_not_found")
 
-    def get_job_results(self, job_id: str, *, include_inputs: bool = False) -> pa.Table:
+    def get_job_results(
+        self, job_id: str, *, include_inputs: bool = False, include_cumulative_logprobs: bool = False
+    ) -> pa.Table:
         """Columns: [inputs (the converted row as JSON text)], [<id column>], outputs (JSON text,
-        see answers.py; null for failed rows), confidence_score, error. Input row order."""
+        see answers.py; null for failed rows), confidence_score, [cumulative_logprobs: null, as
+        local engines report calibrated confidence instead], error. Input row order."""
         job = self._job_row(job_id)
         if job["status"] != "SUCCEEDED":
             raise ConflictError(
@@ -292,6 +295,8 @@ class LocalBackend:
             columns[job["id_column"]] = _id_array([json.loads(row["id_value"]) for row in rows])
         columns["outputs"] = pa.array([row["output"] for row in rows], pa.string())
         columns["confidence_score"] = pa.array([row["confidence"] for row in rows], pa.float64())
+        if include_cumulative_logprobs:
+            columns["cumulative_logprobs"] = pa.nulls(len(rows), pa.float64())
         columns["error"] = pa.array([row["error"] for row in rows], pa.string())
         return pa.table(columns)
 
