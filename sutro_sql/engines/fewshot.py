@@ -86,7 +86,7 @@ class FewShotClassifier:
         self._centre = self._weights @ self._support / self._weights.sum()
         self._dual = np.zeros((len(self._support), n_labels))
         self._mean_target = np.zeros(n_labels)
-        self._bias = np.zeros(n_labels)
+        self.label_offsets = np.zeros(n_labels)
         if len(self.examples) and n_labels > 1:
             self._fit()
 
@@ -132,18 +132,19 @@ class FewShotClassifier:
             self.example_scale, 1e-12
         )
         self._mean_target = self._weights @ targets / self._weights.sum()  # 0 for one-hot targets
-        if len(set(np.bincount(self.example_labels, minlength=self.n_labels))) > 1:  # unequal example counts
+        counts = np.bincount(self.example_labels, minlength=self.n_labels)
+        if counts.min() > 0 and counts.max() > counts.min():  # every label has examples, in unequal numbers
             held_out = self.zero_shot_scale * zero_shot + sum(
                 b * loo for b, loo in zip(example_scale_by_ridge, loos, strict=True)
             )
-            self._bias = label_bias(held_out, self.example_labels, self._weights[:n])
+            self.label_offsets = fit_label_offsets(held_out, self.example_labels, self._weights[:n])
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         embeddings = np.asarray(embeddings, dtype=np.float64)
         zero_shot = embeddings @ self.descriptions.T
         kernel = (embeddings - self._centre) @ (self._support - self._centre).T
         example_scores = self._mean_target + kernel @ self._dual
-        return self.zero_shot_scale * zero_shot + self.example_scale * example_scores + self._bias
+        return self.zero_shot_scale * zero_shot + self.example_scale * example_scores + self.label_offsets
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         if self.n_labels == 1:
@@ -191,7 +192,7 @@ def ridge_fit(
     return dual, (fitted - leverage * targets) / np.maximum(1.0 - leverage, 1e-6)
 
 
-def label_bias(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray, steps: int = 50) -> np.ndarray:
+def fit_label_offsets(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray, steps: int = 50) -> np.ndarray:
     """Per-label logit offsets that make the held-out predictions balanced across labels.
 
     Minimises the label-balanced (weighted) log-loss of the examples' leave-one-out logits plus
@@ -199,7 +200,8 @@ def label_bias(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray, step
     when labels have unequal numbers of reviewed examples: a label with more examples is
     otherwise answered too often (the fit covers its region of the embedding space better,
     even with label-balanced weights); with equal counts there is no head start to correct
-    and the offsets would only add noise.
+    and the offsets would only add noise. A label without examples has no held-out evidence,
+    and the fit would only push the others up, so then no offsets are fitted either.
     """
     n_labels = logits.shape[1]
     onehot = np.eye(n_labels)[labels]
