@@ -80,12 +80,12 @@ class FewShotClassifier:
         self._support = np.vstack([self.examples, self.descriptions])
         self._support_labels = np.concatenate([self.example_labels, np.arange(n_labels)])
         # each label's support points weigh as much in total as any other label's, so a label
-        # with more reviewed examples gets no head start (averages 1 per point; all 1 when balanced)
+        # with more reviewed examples gets no head start (averages 1 per point; all 1 when balanced);
+        # the weighted mean of the one-hot targets is then 0, so the ridge intercept adds nothing
         counts = np.bincount(self._support_labels, minlength=n_labels)[self._support_labels]
         self._weights = len(self._support) / (n_labels * counts)
         self._centre = self._weights @ self._support / self._weights.sum()
         self._dual = np.zeros((len(self._support), n_labels))
-        self._mean_target = np.zeros(n_labels)
         self.label_offsets = np.zeros(n_labels)
         if len(self.examples) and n_labels > 1:
             self._fit()
@@ -131,7 +131,6 @@ class FewShotClassifier:
         self._dual = sum(b * dual for b, dual in zip(example_scale_by_ridge, duals, strict=True)) / max(
             self.example_scale, 1e-12
         )
-        self._mean_target = self._weights @ targets / self._weights.sum()  # 0 for one-hot targets
         counts = np.bincount(self.example_labels, minlength=self.n_labels)
         if counts.min() > 0 and counts.max() > counts.min():  # every label has examples, in unequal numbers
             held_out = self.zero_shot_scale * zero_shot + sum(
@@ -143,8 +142,7 @@ class FewShotClassifier:
         embeddings = np.asarray(embeddings, dtype=np.float64)
         zero_shot = embeddings @ self.descriptions.T
         kernel = (embeddings - self._centre) @ (self._support - self._centre).T
-        example_scores = self._mean_target + kernel @ self._dual
-        return self.zero_shot_scale * zero_shot + self.example_scale * example_scores + self.label_offsets
+        return self.zero_shot_scale * zero_shot + self.example_scale * (kernel @ self._dual) + self.label_offsets
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         if self.n_labels == 1:

@@ -285,10 +285,11 @@ def currencies(text: str) -> list[Found]:
     """Currencies as ISO 4217 codes: each money amount's, and currencies named alone ("invoiced in euros",
     "currency: GBP"; only common codes, and "pounds" only as "pounds sterling")."""
     amounts = [(m.start(), m.end(), m.group(0), currency_code(m["pre"] or m["post"])) for m in MONEY.finditer(text)]
+    in_amount = _covering([(start, end) for start, end, _, _ in amounts])
     alone = [
         (m.start(), m.end(), m.group(0), currency_code(m.group(0)))
         for m in STANDALONE_CURRENCY.finditer(text)
-        if not any(start <= m.start() < end for start, end, _, _ in amounts)
+        if not in_amount(m.start())
     ]
     return [Found(code, span, start, code) for start, _, span, code in sorted(amounts + alone) if code]
 
