@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel
 
-from .backends.base import TERMINAL_STATUSES, Backend
+from .backends.base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, Backend
 from .config import resolve_home
 from .errors import (
     BackendUnavailableError,
@@ -45,8 +45,6 @@ from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .progress import ProgressBar
 from .results import job_results_frame
 
-JOB_NAME_LIMIT = 45
-JOB_DESCRIPTION_LIMIT = 512
 API_URL_ENV = "SUTRO_API_URL"
 API_KEY_ENV = "SUTRO_API_KEY"
 BATCH_FILE_SUFFIXES = (".csv", ".parquet")
@@ -183,11 +181,11 @@ class Client:
         column when the answers are not JSON objects (objects unpack into one column per field).
         Unlike the SDK, an attached job that fails raises JobFailedError instead of returning None.
         """
-        if job_name is not None and len(job_name) > JOB_NAME_LIMIT:
-            raise ValidationError(f"Job name cannot exceed {JOB_NAME_LIMIT} characters (got {len(job_name)}).")
-        if description is not None and len(description) > JOB_DESCRIPTION_LIMIT:
+        if job_name is not None and len(job_name) > MAX_JOB_NAME:
+            raise ValidationError(f"Job name cannot exceed {MAX_JOB_NAME} characters (got {len(job_name)}).")
+        if description is not None and len(description) > MAX_JOB_DESCRIPTION:
             raise ValidationError(
-                f"Job description cannot exceed {JOB_DESCRIPTION_LIMIT} characters (got {len(description)})."
+                f"Job description cannot exceed {MAX_JOB_DESCRIPTION} characters (got {len(description)})."
             )
         rows = batch_input(data, id_column=id_column)
         job_id = self.backend.submit_batch(

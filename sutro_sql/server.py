@@ -33,7 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backends.base import TERMINAL_STATUSES, Backend
+from .backends.base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, Backend
 from .config import resolve_home
 from .errors import (
     AuthenticationError,
@@ -50,8 +50,6 @@ from .errors import (
 from .urls import is_loopback_host
 
 MAX_BODY_BYTES = 256 << 20
-MAX_JOB_NAME = 45
-MAX_DESCRIPTION = 512
 MAX_EXPIRES_SECONDS = 604_800
 MAX_DOWNLOAD_BYTES = 16 << 30
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
@@ -238,7 +236,7 @@ class _API:
             "job_priority": _priority(body.get("job_priority")),
             "dry_run": dry_run,
             "job_name": _optional_text(body, "name", MAX_JOB_NAME),
-            "description": _optional_text(body, "description", MAX_DESCRIPTION),
+            "description": _optional_text(body, "description", MAX_JOB_DESCRIPTION),
             "id_column": id_column,
         }
         if isinstance(inputs, list):

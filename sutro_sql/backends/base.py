@@ -18,6 +18,9 @@ from ..functions import FunctionSpec
 #: Job statuses on the wire (v1 §4.1), uppercase.
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 JOB_STATUSES = ("UNKNOWN", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "CANCELLING", "CANCELLED", "FAILED")
+#: Longest job name and job description a batch submission may carry (v1 §5.2), in characters.
+MAX_JOB_NAME = 45
+MAX_JOB_DESCRIPTION = 512
 
 #: A batch input: rows as dicts (a list, or any iterable of them, streamed), or
 #: an Arrow RecordBatchReader / Table whose columns are the Function's inputs,

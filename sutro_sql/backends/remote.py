@@ -48,10 +48,8 @@ from ..errors import (
 from ..functions import FunctionSpec
 from ..http import RETRYABLE_STATUS, RetryPolicy, raise_for_response
 from ..urls import resolve_credentials
-from .base import TERMINAL_STATUSES, BatchInput
+from .base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, BatchInput
 
-MAX_JOB_NAME = 45
-MAX_DESCRIPTION = 512
 CONTENT_TAG = "[sutro-sql:{key}]"
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
 ROW_BATCH = 4096
@@ -361,14 +359,14 @@ def _content_tag(content_key: str, *, dry_run: bool) -> str:
 
 def _tagged_description(description: str | None, tag: str | None) -> str | None:
     if tag is None:
-        if description is not None and len(description) > MAX_DESCRIPTION:
-            raise ValidationError(f"description: at most {MAX_DESCRIPTION} characters, got {len(description)}")
+        if description is not None and len(description) > MAX_JOB_DESCRIPTION:
+            raise ValidationError(f"description: at most {MAX_JOB_DESCRIPTION} characters, got {len(description)}")
         return description
-    if len(tag) > MAX_DESCRIPTION:
+    if len(tag) > MAX_JOB_DESCRIPTION:
         raise ValidationError("content_key is too long to fit in a job description")
     if not description:
         return tag
-    room = MAX_DESCRIPTION - len(tag) - 1
+    room = MAX_JOB_DESCRIPTION - len(tag) - 1
     return f"{description[:room]} {tag}"
 
 
