@@ -1,5 +1,6 @@
-"""Shared fixtures: a fresh home with the example Functions, and a LocalBackend on it
-driven by the deterministic KeywordEngine (tests/support/engines.py)."""
+"""Shared fixtures: a fresh home with the example Functions, a LocalBackend on it driven by
+the deterministic KeywordEngine (tests/support/engines.py), and `sutro-sql serve` on a
+loopback port with a RemoteBackend client."""
 
 from __future__ import annotations
 
@@ -39,3 +40,22 @@ def local_backend(home, keyword_engine):
     backend = LocalBackend(home, engine=keyword_engine)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """`sutro-sql serve` as a real subprocess on a loopback port, one per test module,
+    answering the example Functions with the KeywordEngine."""
+    from tests.support.serve_process import ServedDeployment, make_home
+
+    with ServedDeployment(make_home(tmp_path_factory.mktemp("served"))) as served:
+        yield served
+
+
+@pytest.fixture
+def remote(deployment, tmp_path):
+    """A RemoteBackend on `deployment`, with its own client home."""
+    from sutro_sql.backends.remote import RemoteBackend
+
+    with RemoteBackend(deployment.url, deployment.api_key, home=tmp_path / "client-home") as backend:
+        yield backend

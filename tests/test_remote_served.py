@@ -40,18 +40,6 @@ def expected_labels(rows: list[dict]) -> list[str | None]:
     return [getattr(answer, "output", None) for answer in answers]
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    with ServedDeployment(make_home(tmp_path_factory.mktemp("served"))) as served:
-        yield served
-
-
-@pytest.fixture
-def remote(deployment, tmp_path):
-    with RemoteBackend(deployment.url, deployment.api_key, home=tmp_path) as backend:
-        yield backend
-
-
 def wait_for(backend: RemoteBackend, job_id: str) -> list[dict]:
     events = list(backend.stream_job_progress(job_id))
     assert backend.get_job_status(job_id) in ("SUCCEEDED", "FAILED", "CANCELLED")

@@ -15,17 +15,10 @@ from sutro_sql.backends.local import LocalBackend
 from sutro_sql.errors import ConfigurationError
 from sutro_sql.server import serve
 from tests.support.fault_server import FaultServer, Reply
-from tests.support.serve_process import ServedDeployment, make_home
 
 ROWS = [{"subject": "Invoice", "body": "billing issue"}, {"subject": "Crash", "body": "a bug"}]
 #: The statuses a job that succeeds goes through, in order.
 LIFECYCLE = ("QUEUED", "STARTING", "RUNNING", "SUCCEEDED")
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    with ServedDeployment(make_home(tmp_path_factory.mktemp("api"))) as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,7 @@ import pytest
 
 from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.sql_layer import connect, session_for
-from tests.support.serve_process import TEST_KEY, ServedDeployment, make_home
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    with ServedDeployment(make_home(tmp_path_factory.mktemp("served"))) as deployment:
-        yield deployment
-
-
-@pytest.fixture
-def remote(served, tmp_path):
-    backend = RemoteBackend(served.url, TEST_KEY, home=tmp_path / "client-home")
-    yield backend
-    backend.close()
+from tests.support.serve_process import TEST_KEY
 
 
 @pytest.fixture
