@@ -148,6 +148,16 @@ def test_missing_id_column_and_empty_input_are_refused(local_backend):
     assert local_backend.list_jobs() == []
 
 
+def test_job_names_and_descriptions_over_the_v1_bounds_are_refused(local_backend):
+    with pytest.raises(ValidationError, match="name: job names are at most 45 characters, got 46"):
+        local_backend.submit_batch("ticket-triage", ticket_rows(3), job_name="n" * 46)
+    with pytest.raises(ValidationError, match="description: at most 512 characters, got 513"):
+        local_backend.submit_batch("ticket-triage", ticket_rows(3), description="d" * 513)
+    assert local_backend.list_jobs() == []
+    local_backend.submit_batch("ticket-triage", ticket_rows(3), job_name="n" * 45, description="d" * 512)
+    assert len(local_backend.list_jobs()) == 1
+
+
 def test_unknown_job_is_not_found_everywhere(local_backend):
     for call in (
         local_backend.get_job,

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from ..errors import ValidationError
 from ..functions import FunctionSpec
 
 #: Job statuses on the wire (v1 §4.1), uppercase.
@@ -21,6 +22,19 @@ JOB_STATUSES = ("UNKNOWN", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "CANCEL
 #: Longest job name and job description a batch submission may carry (v1 §5.2), in characters.
 MAX_JOB_NAME = 45
 MAX_JOB_DESCRIPTION = 512
+
+
+def check_job_name(job_name: str | None) -> None:
+    """The v1 bound on a job name, checked the same way by every backend."""
+    if job_name is not None and len(job_name) > MAX_JOB_NAME:
+        raise ValidationError(f"name: job names are at most {MAX_JOB_NAME} characters, got {len(job_name)}")
+
+
+def check_job_description(description: str | None) -> None:
+    """The v1 bound on a job description, checked the same way by every backend."""
+    if description is not None and len(description) > MAX_JOB_DESCRIPTION:
+        raise ValidationError(f"description: at most {MAX_JOB_DESCRIPTION} characters, got {len(description)}")
+
 
 #: A batch input: rows as dicts (a list, or any iterable of them, streamed), or
 #: an Arrow RecordBatchReader / Table whose columns are the Function's inputs,

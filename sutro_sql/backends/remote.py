@@ -48,7 +48,7 @@ from ..errors import (
 from ..functions import FunctionSpec
 from ..http import RETRYABLE_STATUS, RetryPolicy, raise_for_response
 from ..urls import resolve_credentials
-from .base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, BatchInput
+from .base import MAX_JOB_DESCRIPTION, TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
 
 CONTENT_TAG = "[sutro-sql:{key}]"
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
@@ -201,8 +201,7 @@ class RemoteBackend:
         id_column: str | None = None,
         content_key: str | None = None,
     ) -> str:
-        if job_name is not None and len(job_name) > MAX_JOB_NAME:
-            raise ValidationError(f"name: job names are at most {MAX_JOB_NAME} characters, got {len(job_name)}")
+        check_job_name(job_name)
         tag = _content_tag(content_key, dry_run=dry_run) if content_key is not None else None
         description = _tagged_description(description, tag)
         if tag is not None:
@@ -359,8 +358,7 @@ def _content_tag(content_key: str, *, dry_run: bool) -> str:
 
 def _tagged_description(description: str | None, tag: str | None) -> str | None:
     if tag is None:
-        if description is not None and len(description) > MAX_JOB_DESCRIPTION:
-            raise ValidationError(f"description: at most {MAX_JOB_DESCRIPTION} characters, got {len(description)}")
+        check_job_description(description)
         return description
     if len(tag) > MAX_JOB_DESCRIPTION:
         raise ValidationError("content_key is too long to fit in a job description")

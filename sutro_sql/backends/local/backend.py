@@ -25,7 +25,7 @@ from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
 from ...tokens import count_row_tokens
-from ..base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, BatchInput
+from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
 from .answers import realtime_response, usage_tokens
 from .estimate import cost_usd, output_token_allowance
 from .inputs import iter_row_batches
@@ -187,10 +187,8 @@ class LocalBackend:
         priority = 0 if job_priority is None else job_priority
         if priority not in (0, 1):
             raise ValidationError(f"job_priority must be 0 or 1, got {job_priority!r}.")
-        if job_name is not None and len(job_name) > MAX_JOB_NAME:
-            raise ValidationError(f"name: at most {MAX_JOB_NAME} characters.")
-        if description is not None and len(description) > MAX_JOB_DESCRIPTION:
-            raise ValidationError(f"description: at most {MAX_JOB_DESCRIPTION} characters.")
+        check_job_name(job_name)
+        check_job_description(description)
         if id_column in RESERVED_RESULT_COLUMNS:
             raise ValidationError(f"id_column {id_column!r} clashes with a results column; rename it.")
         function = self.registry.get(name)
