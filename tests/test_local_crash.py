@@ -327,3 +327,30 @@ def test_exiting_without_close_does_not_hang_and_hands_the_running_job_back(home
             "SELECT lease_owner, status, rows_done FROM jobs WHERE job_id = ?", (job_id,)
         ).fetchone()
     assert (owner, status) == (None, "RUNNING") and 0 < rows_done < 500
+
+
+def test_closing_the_store_never_closes_a_connection_another_thread_is_using(tmp_path):
+    """A reader thread that outlives its backend (a progress stream's pump) must get a clean
+    "closed" error at its next read; closing its connection under it crashed SQLite."""
+    import threading
+
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    reads, failure = [], []
+
+    def keep_reading() -> None:
+        try:
+            while True:
+                store.get("job-none")
+                reads.append(1)
+        except Exception as exc:  # recorded for the assertion below
+            failure.append(exc)
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    while not reads:
+        time.sleep(0.001)
+    store.close()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert len(failure) == 1
+    assert isinstance(failure[0], RuntimeError) and "closed" in str(failure[0])

@@ -29,7 +29,6 @@ import socket
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,20 +143,14 @@ class RowResult:
     error: str | None
 
 
-class _Connection(sqlite3.Connection):
-    """A connection that can be weakly referenced."""
-
-
 class JobStore:
-    """Jobs and their rows in `<home>/jobs.sqlite3`. Thread-safe: one connection per thread."""
+    """Jobs and their rows in `<home>/jobs.sqlite3`. Thread-safe: one connection per thread,
+    opened and closed only by that thread."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        # Weak: a thread's connection goes (and closes) with its thread; close() closes the rest.
-        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._connections_lock = threading.Lock()
+        self._local = threading.local()  # a thread's connection closes with its thread at the latest
         self._closed = False
         con = self._connection()
         if con.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
@@ -171,21 +164,18 @@ class JobStore:
     # -- connections and transactions -------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            self._close_own_connection()
+            raise RuntimeError("the job store is closed")
         con = getattr(self._local, "con", None)
         if con is None:
-            if self._closed:
-                raise RuntimeError("the job store is closed")
-            con = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False, factory=_Connection
-            )
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             con.row_factory = sqlite3.Row
             con.create_function("lease_owner_gone", 2, _lease_owner_gone)
             con.execute("PRAGMA busy_timeout = 60000")
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
             self._local.con = con
-            with self._connections_lock:
-                self._connections.add(con)
         return con
 
     @contextlib.contextmanager
@@ -203,10 +193,17 @@ class JobStore:
             con.execute("COMMIT")
 
     def close(self) -> None:
+        """Closes the store: this thread's connection now, every other thread's at its next use
+        of the store (which then raises) or when the thread ends. A connection is never closed
+        from another thread: closing one while its thread is inside a query can crash SQLite
+        (a progress stream's reader thread outliving its backend did, intermittently)."""
         self._closed = True
-        with self._connections_lock:
-            connections = list(self._connections)
-        for con in connections:
+        self._close_own_connection()
+
+    def _close_own_connection(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            self._local.con = None
             with contextlib.suppress(sqlite3.Error):
                 con.close()
 
