@@ -26,10 +26,11 @@ from typing import Any
 
 import click
 
+from . import environment
 from .errors import redact as redact_secrets
 
-API_KEY_ENV = "SUTRO_API_KEY"
-SERVE_API_KEY_ENV = "SUTRO_SQL_SERVE_API_KEY"
+API_KEY_ENV = environment.API_KEY
+SERVE_API_KEY_ENV = environment.SERVE_API_KEY
 
 
 class ExitCode(IntEnum):
@@ -135,7 +136,7 @@ def error_line(exc: BaseException) -> str:
 
 def redact(text: str, *secrets: str | None) -> str:
     """Remove API keys (given, or from the environment) from text that is about to be printed."""
-    candidates = (*secrets, os.environ.get(API_KEY_ENV), os.environ.get(SERVE_API_KEY_ENV))
+    candidates = (*secrets, *environment.secrets())
     return redact_secrets(text, *(secret for secret in candidates if secret and len(secret) >= 4))
 
 

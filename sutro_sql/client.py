@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel
 
+from . import environment
 from .backends.base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, Backend
 from .config import resolve_home
 from .errors import (
@@ -45,8 +46,6 @@ from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .progress import ProgressBar
 from .results import job_results_frame
 
-API_URL_ENV = "SUTRO_API_URL"
-API_KEY_ENV = "SUTRO_API_KEY"
 BATCH_FILE_SUFFIXES = (".csv", ".parquet")
 
 logger = logging.getLogger("sutro_sql.client")
@@ -64,16 +63,18 @@ def default_backend(
 
     `start_workers=False` opens a local home without batch workers, for callers that only read
     (listing jobs or Functions) and must not pick up other processes' abandoned jobs."""
-    url = api_url or os.environ.get(API_URL_ENV) or None
-    key = api_key or os.environ.get(API_KEY_ENV) or None
+    url = api_url or environment.get(environment.API_URL)
+    key = api_key or environment.get(environment.API_KEY)
     if url and key:
         from .backends.remote import RemoteBackend
 
         return RemoteBackend(url, key, home=home)
     if url or key:
-        given, missing = (API_URL_ENV, API_KEY_ENV) if url else (API_KEY_ENV, API_URL_ENV)
+        given, missing = (
+            (environment.API_URL, environment.API_KEY) if url else (environment.API_KEY, environment.API_URL)
+        )
         raise ConfigurationError(
-            f"A remote deployment needs both {API_URL_ENV} and {API_KEY_ENV}: {given} is set "
+            f"A remote deployment needs both {environment.API_URL} and {environment.API_KEY}: {given} is set "
             f"(or passed) but {missing} is not. Set {missing} (or pass it), or unset {given} "
             "to use the embedded local deployment."
         )

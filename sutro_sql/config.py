@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from . import environment
 from .errors import ConfigurationError
 
 DEFAULT_HOME = ".sutro"
@@ -75,15 +75,15 @@ class HomeConfig(BaseModel):
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError as exc:
                 raise ConfigurationError(f"{path}: cannot parse: {exc}") from None
-        env = os.environ
-        if env.get("SUTRO_SQL_ENGINE"):
-            data["engine"] = env["SUTRO_SQL_ENGINE"]
-        if env.get("SUTRO_SQL_WORKERS"):
-            data["workers"] = env["SUTRO_SQL_WORKERS"]
-        if env.get("SUTRO_SQL_PRICE_PER_1K_TOKENS"):
-            data["price_per_1k_tokens"] = env["SUTRO_SQL_PRICE_PER_1K_TOKENS"]
-        if env.get("OPENAI_BASE_URL"):
-            data.setdefault("openai", {})["base_url"] = env["OPENAI_BASE_URL"]
+        for variable, field in (
+            (environment.ENGINE, "engine"),
+            (environment.WORKERS, "workers"),
+            (environment.PRICE_PER_1K_TOKENS, "price_per_1k_tokens"),
+        ):
+            if environment.get(variable):
+                data[field] = environment.get(variable)
+        if environment.get(environment.OPENAI_BASE_URL):
+            data.setdefault("openai", {})["base_url"] = environment.get(environment.OPENAI_BASE_URL)
         try:
             return cls.model_validate(data)
         except PydanticValidationError as exc:
@@ -94,7 +94,7 @@ class HomeConfig(BaseModel):
 
 def resolve_home(home: str | Path | None = None) -> Path:
     """Explicit argument, else SUTRO_SQL_HOME, else ./.sutro; returned absolute."""
-    return Path(home or os.environ.get("SUTRO_SQL_HOME") or DEFAULT_HOME).expanduser().resolve()
+    return Path(home or environment.get(environment.HOME) or DEFAULT_HOME).expanduser().resolve()
 
 
 def load_object(reference: str) -> Any:

@@ -27,7 +27,6 @@ SQL (models call Functions by name) and never written to ``target/``.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,9 +104,15 @@ def build_backend(settings: PluginSettings) -> Backend:
     """The backend the settings ask for: a remote deployment when a URL or key is configured
     (here or in SUTRO_API_URL/SUTRO_API_KEY), else the embedded deployment in `home`, reading
     Function specs from `functions_dir` when set (remote Functions live in their deployment)."""
-    from .client import API_KEY_ENV, API_URL_ENV, default_backend
+    from . import environment
+    from .client import default_backend
 
-    remote = settings.api_url or settings.api_key or os.environ.get(API_URL_ENV) or os.environ.get(API_KEY_ENV)
+    remote = (
+        settings.api_url
+        or settings.api_key
+        or environment.get(environment.API_URL)
+        or environment.get(environment.API_KEY)
+    )
     if settings.functions_dir is None or remote:
         return default_backend(home=settings.home, api_url=settings.api_url, api_key=settings.api_key)
     from .backends.local import LocalBackend

@@ -9,13 +9,13 @@ silences it everywhere. No rich here: the core package path stays light.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
 
-PROGRESS_ENV = "SUTRO_SQL_PROGRESS"
+from . import environment
+
 TTY_REDRAW_SECONDS = 0.1
 PLAIN_LINE_SECONDS = 5.0
 BAR_WIDTH = 24
@@ -23,7 +23,7 @@ BAR_WIDTH = 24
 
 def progress_enabled(stream: TextIO, enabled: bool | None = None) -> bool:
     """``SUTRO_SQL_PROGRESS=0`` silences; else an explicit choice wins; else env ``=1``; else a TTY."""
-    forced = os.environ.get(PROGRESS_ENV, "").strip()
+    forced = environment.get(environment.PROGRESS) or ""
     if forced == "0":
         return False
     if enabled is not None:

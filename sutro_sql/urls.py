@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from . import environment
 from .errors import ConfigurationError
 
-API_URL_ENV = "SUTRO_API_URL"
-API_KEY_ENV = "SUTRO_API_KEY"
 DIRECT_TENSOR_FACTORY_API_ERROR = (
     "Direct Sutro Batch API access is no longer supported by the Sutro SDK. "
     "Upgrade the sutro package, then set SUTRO_API_URL to your Sutro "
@@ -88,10 +86,9 @@ def _nonempty(value: object) -> str | None:
 
 def _fallback_pair(*, environment_only: bool) -> tuple[str | None, str | None]:
     """(url, key) from the environment if either variable is set, else from the SDK config file."""
-    env = os.environ
-    if environment_only or API_URL_ENV in env or API_KEY_ENV in env:
-        url = _nonempty(env.get(API_URL_ENV))
-        return (normalize_api_url(url) if url else None, _nonempty(env.get(API_KEY_ENV)))
+    if environment_only or environment.is_set(environment.API_URL) or environment.is_set(environment.API_KEY):
+        url = environment.get(environment.API_URL)
+        return (normalize_api_url(url) if url else None, environment.get(environment.API_KEY))
     path = sdk_config_file()
     if not path.is_file():
         return (None, None)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from typing import Any
 import httpx
 import jsonschema
 
+from .. import environment
 from ..config import OpenAISettings
 from ..errors import AuthenticationError, ConfigurationError, ServerError, SutroSQLError, redact
 from ..functions import FunctionExample, FunctionSpec, convert_value
@@ -143,7 +143,7 @@ class OpenAIEngine:
         retry: RetryPolicy | None = None,
     ) -> None:
         settings = settings or OpenAISettings()
-        base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL")
+        base_url = settings.base_url or environment.get(environment.OPENAI_BASE_URL)
         if not base_url:
             raise ConfigurationError(
                 f"engine openai:{model} needs the model server's base URL: set `openai.base_url` in the "
@@ -156,7 +156,7 @@ class OpenAIEngine:
         self._temperatures: dict[tuple[str, str], float] = {}  # (name, revision) -> fitted T
         self._fit_locks: dict[tuple[str, str], threading.Lock] = {}
         self._key_env = settings.api_key_env
-        self._key = os.environ.get(settings.api_key_env) or None
+        self._key = environment.get(settings.api_key_env)
         self._retry = retry or RetryPolicy()
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         self._client = httpx.Client(
