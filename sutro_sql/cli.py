@@ -20,33 +20,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import environment
+from .errors import ExitCode
 from .errors import redact as redact_secrets
 
 API_KEY_ENV = environment.API_KEY
 SERVE_API_KEY_ENV = environment.SERVE_API_KEY
-
-
-class ExitCode(IntEnum):
-    """What a scheduler can act on; documented in `sutro-sql --help` and the README."""
-
-    OK = 0
-    INTERNAL = 1
-    USAGE = 2
-    BAD_SQL = 3
-    BAD_INPUT = 4
-    BACKEND_UNAVAILABLE = 5
-    PARTIAL_FAILURE = 6
-    UNAUTHORIZED = 7
-    JOB_FAILED = 8
-    INTERRUPTED = 130
-    TERMINATED = 143
 
 
 EXIT_CODE_MEANINGS = {
@@ -84,31 +68,15 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     if isinstance(exc, duckdb.Error):
         wrapped = _wrapped_udf_error(str(exc))
         if wrapped is not None:
-            return _sutro_error_code(wrapped)
+            return wrapped.exit_code
         if isinstance(exc, duckdb.ParserException | duckdb.CatalogException | duckdb.BinderException):
             return ExitCode.BAD_SQL
         return ExitCode.BAD_INPUT  # conversion, constraint, I/O: the data or a file is wrong
     if isinstance(exc, SutroSQLError):
-        return _sutro_error_code(type(exc))
+        return exc.exit_code
     if isinstance(exc, VariableError | OSError):
         return ExitCode.BAD_INPUT
     return ExitCode.INTERNAL
-
-
-def _sutro_error_code(cls: type) -> ExitCode:
-    from . import errors
-
-    for error, code in (
-        (errors.QueryError, ExitCode.BAD_SQL),
-        (errors.BackendUnavailableError, ExitCode.BACKEND_UNAVAILABLE),
-        (errors.ServerError, ExitCode.BACKEND_UNAVAILABLE),
-        (errors.RateLimitError, ExitCode.BACKEND_UNAVAILABLE),
-        (errors.AuthenticationError, ExitCode.UNAUTHORIZED),
-        (errors.JobFailedError, ExitCode.JOB_FAILED),
-    ):
-        if issubclass(cls, error):
-            return code
-    return ExitCode.BAD_INPUT  # ValidationError, NotFoundError, SpecError, FunctionCallError, ...
 
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): ")

@@ -17,17 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .errors import (
-    AuthenticationError,
-    BackendUnavailableError,
-    ConfigurationError,
-    ConflictError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    SutroSQLError,
-    ValidationError,
-)
+from .errors import BackendUnavailableError, RateLimitError, error_class_for_status
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 524})
 
@@ -117,18 +107,7 @@ def raise_for_response(response: httpx.Response, *, what: str) -> None:
     status = response.status_code
     kwargs = {"code": code, "request_id": request_id, "status_code": status}
     message = f"{what}: {detail}"
-    if status == 429:
+    cls = error_class_for_status(status)
+    if cls is RateLimitError:
         raise RateLimitError(message, retry_after=retry_after_seconds(response), **kwargs)
-    if status in (401, 403):
-        raise AuthenticationError(message, **kwargs)
-    if status == 404:
-        raise NotFoundError(message, **kwargs)
-    if status == 409:
-        raise ConflictError(message, **kwargs)
-    if status == 410:
-        raise ConfigurationError(message, **kwargs)
-    if status in (400, 413, 422):
-        raise ValidationError(message, **kwargs)
-    if status >= 500:
-        raise ServerError(message, **kwargs)
-    raise SutroSQLError(message, **kwargs)
+    raise cls(message, **kwargs)

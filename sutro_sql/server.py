@@ -36,14 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .backends.base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, Backend
 from .config import resolve_home
 from .errors import (
-    AuthenticationError,
-    BackendUnavailableError,
     ConfigurationError,
-    ConflictError,
-    JobFailedError,
     NotFoundError,
     RateLimitError,
-    ServerError,
     SutroSQLError,
     ValidationError,
 )
@@ -54,18 +49,6 @@ MAX_EXPIRES_SECONDS = 604_800
 MAX_DOWNLOAD_BYTES = 16 << 30
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
 PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
-
-#: Typed errors -> HTTP status (first match wins; a status set on the error beats this table).
-_STATUS_BY_ERROR: tuple[tuple[type[SutroSQLError], int], ...] = (
-    (RateLimitError, 429),
-    (AuthenticationError, 401),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (JobFailedError, 409),
-    (ValidationError, 422),
-    (ConfigurationError, 503),
-    (BackendUnavailableError, 503),
-)
 
 
 class _JSON(JSONResponse):
@@ -465,9 +448,7 @@ def create_app(backend: Backend, api_key: str) -> ASGIApp:
 
     async def on_sutro_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SutroSQLError)
-        status = exc.status_code or next((s for t, s in _STATUS_BY_ERROR if isinstance(exc, t)), None)
-        if status is None:
-            status = 502 if isinstance(exc, ServerError) and exc.code != "internal_error" else 500
+        status = exc.response_status()
         headers = None
         if isinstance(exc, RateLimitError) and exc.retry_after is not None:
             headers = {"Retry-After": f"{exc.retry_after:g}"}

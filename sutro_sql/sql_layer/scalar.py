@@ -22,22 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import (
-    AuthenticationError,
-    BackendUnavailableError,
-    ConfigurationError,
-    FunctionCallError,
-    NotFoundError,
-    QueryError,
-    SutroSQLError,
-    ValidationError,
-)
+from ..errors import FunctionCallError, QueryError, SutroSQLError, ValidationError
 from .answers import ANSWER_TYPE, answer_row, error_row
 from .cache import FunctionAnswers, answer_key, canonical_json
 from .session import FunctionInfo, SutroSession, binding_a_relation
 
-#: Errors that are about the deployment, not the row: they fail the query even with on_error := 'null'.
-FATAL_ERRORS = (AuthenticationError, BackendUnavailableError, ConfigurationError, NotFoundError)
 ON_ERROR_MODES = ("raise", "null")
 #: How much of an input row an error message quotes.
 ROW_PREVIEW_CHARS = 200
@@ -47,9 +36,16 @@ def preview(text: str) -> str:
     return text if len(text) <= ROW_PREVIEW_CHARS else text[:ROW_PREVIEW_CHARS] + "..."
 
 
-def row_failure(function: str, row_text: str, detail: str) -> FunctionCallError:
-    """The error for a failed row: names the Function, the row (truncated) and the backend's detail."""
-    return FunctionCallError(f"Function {function!r} failed for input {preview(row_text)}: {detail}")
+def row_failure(function: str, row_text: str, cause: SutroSQLError | str) -> SutroSQLError:
+    """The error for a failed row: names the Function, the row (truncated) and the backend's detail.
+
+    A row's own problem is a FunctionCallError; an outage met on the row (a 5xx, a 429 after
+    retries) keeps its class, so the CLI's exit code still says the deployment failed."""
+    detail = cause if isinstance(cause, str) else cause.detail
+    message = f"Function {function!r} failed for input {preview(row_text)}: {detail}"
+    if isinstance(cause, str) or cause.about_the_row:
+        return FunctionCallError(message)
+    return type(cause)(message, code=cause.code, request_id=cause.request_id, status_code=cause.status_code)
 
 
 class ScalarRunner:
@@ -106,7 +102,7 @@ class ScalarRunner:
         slots = answers.slots_for_texts(texts, text_hashes) if use_cache else [None] * len(texts)
         misses = [i for i, slot in enumerate(slots) if slot is None]
         from_cache = [i for i, slot in enumerate(slots) if slot is not None]
-        failures: dict[int, str] = {}
+        failures: dict[int, SutroSQLError] = {}
         if misses:
             resolved, cached = self._resolve(info, answers, texts, text_hashes, misses, use_cache, failures)
             from_cache += cached
@@ -123,7 +119,9 @@ class ScalarRunner:
             raise row_failure(info.name, texts[first], failures[first])
         if use_cache and not failures:  # every distinct input has a memory slot
             return answers.take(_row_slots(slots, encoded.indices))
-        uniques = [error_row(failures[i]) if i in failures else _row_of(answers, slots[i]) for i in range(len(texts))]
+        uniques = [
+            error_row(failures[i].detail) if i in failures else _row_of(answers, slots[i]) for i in range(len(texts))
+        ]
         return pa.array(uniques, ANSWER_TYPE).take(encoded.indices)
 
     def _resolve(
@@ -134,7 +132,7 @@ class ScalarRunner:
         hashes: list[int],
         misses: list[int],
         use_cache: bool,
-        failures: dict[int, str],
+        failures: dict[int, SutroSQLError],
     ) -> tuple[dict[int, int | dict[str, Any]], list[int]]:
         """Answer the inputs at `misses`: memory by canonical form, then disk, then the backend.
 
@@ -148,7 +146,7 @@ class ScalarRunner:
             try:
                 payload, canonical = _canonical_input(info, texts[i])
             except ValidationError as exc:  # e.g. a missing required field: this row's failure
-                failures[i] = exc.detail
+                failures[i] = exc
                 continue
             slot = answers.slot_for_canonical(canonical) if use_cache else None
             if slot is not None:
@@ -179,10 +177,10 @@ class ScalarRunner:
                 row = call.result()
             except BaseException as exc:  # a failed call is forgotten, so a later query tries again
                 self._inflight.pop((identity, info.name, info.revision, canonical), None)
-                if not isinstance(exc, SutroSQLError) or isinstance(exc, FATAL_ERRORS):
+                if not isinstance(exc, SutroSQLError) or exc.fatal:
                     raise
                 for i in pending[canonical]:
-                    failures[i] = exc.detail
+                    failures[i] = exc
                 continue
             if use_cache:
                 fresh.append((answer_key(identity, info.name, info.revision, canonical), row))
