@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _backends import InstantBackend  # noqa: E402
 
 import sutro_sql.sql_layer as sutro_sql_layer  # noqa: E402
-from sutro_sql.sql_layer.answers import ANSWER_SQL_TYPE, ANSWER_TYPE, answer_row  # noqa: E402
+from sutro_sql.answers import ANSWER_SQL_TYPE, ANSWER_TYPE, answer_row  # noqa: E402
 
 
 def best_times(con: duckdb.DuckDBPyConnection, queries: dict[str, str], rounds: int) -> dict[str, float]:

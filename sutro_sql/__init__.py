@@ -39,7 +39,9 @@ _LAZY = {
     "cancel_job": "sutro_sql.client",
     "list_jobs": "sutro_sql.client",
     "publish_function": "sutro_sql.client",
-    "default_backend": "sutro_sql.client",
+    "wait_for_job": "sutro_sql.client",
+    "FunctionRunResult": "sutro_sql.client",
+    "open_backend": "sutro_sql.backends",
     # backends
     "LocalBackend": "sutro_sql.backends.local",
     "RemoteBackend": "sutro_sql.backends.remote",

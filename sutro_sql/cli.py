@@ -141,9 +141,9 @@ class CliState:
         """The backend of the global options (remote if an API URL is set, else the local home).
         Commands that only read pass `workers=False`, so they never run other processes' jobs."""
         if self._backend is None:
-            from .client import default_backend
+            from .backends import open_backend
 
-            self._backend = default_backend(
+            self._backend = open_backend(
                 home=self.home, api_url=self.api_url, api_key=self.api_key, start_workers=workers
             )
         return self._backend
@@ -805,7 +805,7 @@ def jobs_results(state: CliState, job_id: str, output: Path | None, fmt: str | N
     from .client import Client
 
     fmt = output_format(fmt, output)
-    frame = Client(state.backend(workers=False)).get_job_results(job_id, include_inputs=include_inputs)
+    frame = Client(backend=state.backend(workers=False)).get_job_results(job_id, include_inputs=include_inputs)
     write_table(frame.to_arrow(), fmt=fmt, output=output)
 
 
@@ -836,7 +836,7 @@ def jobs_attach(state: CliState, job_id: str) -> None:
     """
     from .client import Client
 
-    job = Client(state.backend()).wait_for_job(job_id, progress=state.progress())
+    job = Client(backend=state.backend()).wait_for_job(job_id, progress=state.progress())
     click.echo(f"{job_id}: {job['status']}, {job.get('num_rows') or 0:,} rows, {job.get('rows_failed') or 0:,} failed")
     if job.get("rows_failed"):
         _exit(ExitCode.PARTIAL_FAILURE)

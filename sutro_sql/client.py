@@ -1,86 +1,58 @@
-"""The Client: the official Sutro SDK's Function surface over any Backend.
+"""The Client: the one door from Python, SQL, dbt and the CLI to wherever Functions run.
 
-`run_function`, `batch_run_function`, `await_job_completion`,
-`get_job_results`, `get_job_status`, `cancel_job` and `list_jobs` take the
-SDK's arguments and mean what they mean there (sutro-api-v1.md §6-§7), so
-code written against `sutro` runs here against a Sutro deployment
-(RemoteBackend) or the embedded local one (LocalBackend).
+Its public methods are the official Sutro SDK's Function surface (`run_function`,
+`batch_run_function`, `await_job_completion`, `get_job_results`, `get_job_status`,
+`cancel_job`, `list_jobs`), taking the SDK's arguments and meaning what they mean there
+(sutro-api-v1.md §6-§7), so code written against `sutro` runs here against a Sutro
+deployment (RemoteBackend) or the embedded local one (LocalBackend).
 
-Where it differs from the SDK, on purpose: failures raise typed errors
-instead of printing and returning None. A job that ends FAILED or CANCELLED
-raises `JobFailedError` naming the failure reason; a wait that runs out
-raises `JobTimeoutError`; invalid arguments raise `ValidationError` /
-`TypeError` before anything is sent.
+Above the backend it owns what every caller shares: the answer cache (`answer_cache`),
+the batch-job ledger that re-attaches a re-run to the job it already started, dedup and
+the concurrency of real-time calls (`realtime`), and the counters (`stats`). The SQL
+layer keeps only its Arrow-side memory of answers and calls the methods below.
+
+Where it differs from the SDK, on purpose: failures raise typed errors instead of
+printing and returning None. A job that ends FAILED or CANCELLED raises
+`JobFailedError` naming the failure reason; a wait that runs out raises
+`JobTimeoutError`; invalid arguments raise `ValidationError` / `TypeError` before
+anything is sent. Identical inputs are answered from the cache (`cache=False` bypasses
+it) and identical batches re-attach to their job.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
-import logging
 import os
-import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel
 
-from . import environment
-from .backends.base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, Backend
-from .config import resolve_home
-from .errors import (
-    BackendUnavailableError,
-    ConfigurationError,
-    JobFailedError,
-    JobTimeoutError,
-    NotFoundError,
-    ServerError,
-    ValidationError,
-)
+from .answer_cache import AnswerCache, answer_key
+from .answers import job_answer_rows, response_from_row
+from .backends import open_backend
+from .backends.base import Backend, check_job_description, check_job_name
+from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
-from .progress import ProgressBar
+from .inputs import FunctionRef, canonical_json
+from .realtime import Answer, RealtimeCalls
 from .results import job_results_frame
+from .stats import Stats
+from .waiting import JobWaiter
 
 BATCH_FILE_SUFFIXES = (".csv", ".parquet")
-
-logger = logging.getLogger("sutro_sql.client")
-
-
-def default_backend(
-    home: str | os.PathLike[str] | None = None,
-    api_url: str | None = None,
-    api_key: str | None = None,
-    *,
-    start_workers: bool = True,
-) -> Backend:
-    """The backend the environment asks for: explicit arguments beat SUTRO_API_URL/SUTRO_API_KEY;
-    a URL and a key -> RemoteBackend; neither -> the embedded LocalBackend in `resolve_home(home)`.
-
-    `start_workers=False` opens a local home without batch workers, for callers that only read
-    (listing jobs or Functions) and must not pick up other processes' abandoned jobs."""
-    url = api_url or environment.get(environment.API_URL)
-    key = api_key or environment.get(environment.API_KEY)
-    if url and key:
-        from .backends.remote import RemoteBackend
-
-        return RemoteBackend(url, key, home=home)
-    if url or key:
-        given, missing = (
-            (environment.API_URL, environment.API_KEY) if url else (environment.API_KEY, environment.API_URL)
-        )
-        raise ConfigurationError(
-            f"A remote deployment needs both {environment.API_URL} and {environment.API_KEY}: {given} is set "
-            f"(or passed) but {missing} is not. Set {missing} (or pass it), or unset {given} "
-            "to use the embedded local deployment."
-        )
-    from .backends.local import LocalBackend
-
-    return LocalBackend(resolve_home(home), start_workers=start_workers)
+#: Statuses after which a batch with the same content is submitted again rather than re-attached.
+RESTARTABLE_STATUSES = frozenset({"FAILED", "CANCELLED"})
+#: Default real-time calls in flight per Client.
+DEFAULT_MAX_CONCURRENCY = 8
 
 
 class FunctionRunResult(dict):
@@ -107,33 +79,61 @@ class FunctionRunResult(dict):
         return self.get("function") or {}
 
 
-class Client:
-    """The SDK's Function surface over one Backend (the environment's default when none is given).
+@dataclass(frozen=True)
+class BatchJob:
+    """A batch job as `submit_or_attach` found it: its id, and whether it already existed."""
 
-    `progress`: None shows bars on a terminal only (see `sutro_sql.progress`), True/False force.
-    A Client that built its own backend closes it in `close()`.
+    job_id: str
+    reattached: bool
+
+
+class Client:
+    """The SDK's Function surface, and the shared middle layer, over one Backend.
+
+    `api_key` / `api_url` (as `sutro.Sutro(api_key, api_url)`), or `home`, pick the backend
+    through `open_backend` (the environment's default when none is given); or pass
+    `backend=` directly. `progress`: None shows bars on a terminal only (see
+    `sutro_sql.progress`), True/False force. `max_concurrency`: real-time calls in flight.
+    `cache=False` turns the answer cache off for every call. A Client that built its own
+    backend closes it in `close()`.
     """
 
-    #: Seconds between status polls once a progress stream has ended without a final status.
-    poll_interval: float = 1.0
+    #: How long a looked-up Function spec is reused before asking the backend again (seconds).
+    spec_ttl: float = 2.0
 
     def __init__(
         self,
-        backend: Backend | None = None,
-        *,
-        home: str | os.PathLike[str] | None = None,
-        api_url: str | None = None,
         api_key: str | None = None,
+        api_url: str | None = None,
+        *,
+        backend: Backend | None = None,
+        home: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        cache: bool = True,
     ) -> None:
+        if api_key is not None and not isinstance(api_key, str):
+            raise TypeError(f"api_key must be a string, not {type(api_key).__name__} (pass a backend as backend=...)")
         if backend is not None and (home is not None or api_url or api_key):
             raise ConfigurationError("Pass either a backend or home/api_url/api_key to Client, not both.")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
         self._owns_backend = backend is None
-        self.backend: Backend = backend if backend is not None else default_backend(home, api_url, api_key)
+        self.backend: Backend = (
+            backend if backend is not None else open_backend(home, api_url, api_key, max_concurrency=max_concurrency)
+        )
         self.progress = progress
+        self.max_concurrency = max_concurrency
+        self.cache_enabled = cache
+        self.answers = AnswerCache.open(self.backend.home)
+        self.stats = Stats()
+        self._calls = RealtimeCalls(self.backend, self.answers, self.stats, max_concurrency)
+        self._waiter = JobWaiter(self.backend)
+        self._functions: dict[str, tuple[FunctionRef, float]] = {}
         self._output_columns: dict[str, str] = {}  # job id -> output_column given at submission
 
     def close(self) -> None:
+        self._calls.close()
         if self._owns_backend:
             self.backend.close()
 
@@ -143,19 +143,83 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def reset_stats(self) -> None:
+        """Start new counters (an object taken from `stats` before keeps its values)."""
+        self.stats = self._calls.stats = Stats()
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between status polls once a progress stream has ended without a final status."""
+        return self._waiter.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        self._waiter.poll_interval = seconds
+
+    def function(self, name: str) -> FunctionRef:
+        """Function `name` as this backend knows it (its spec, when local); reused for `spec_ttl`
+        seconds, so editing a spec file takes effect within that time."""
+        now = time.monotonic()
+        known = self._functions.get(name)
+        if known is not None and now - known[1] < self.spec_ttl:
+            return known[0]
+        try:
+            spec = self.backend.get_function_spec(name)
+        except NotFoundError as exc:
+            raise NotFoundError(f"unknown Function {name!r} on backend {self.backend.identity}: {exc.detail}") from None
+        ref = FunctionRef(name, spec)
+        self._functions[name] = (ref, now)
+        return ref
+
     # -- real time -----------------------------------------------------------------------------
 
     def run_function(
-        self, name: str, input_data: dict[str, Any] | str | BaseModel, *, confidence_scoring: bool = True
+        self,
+        name: str,
+        input_data: dict[str, Any] | str | BaseModel,
+        *,
+        confidence_scoring: bool = True,
+        cache: bool = True,
     ) -> FunctionRunResult:
         """Run Function `name` once (v1 §5.1). `input_data`: a dict, a string (one-input Functions)
-        or a pydantic model (sent as `model_dump(mode="json")`)."""
+        or a pydantic model (sent as `model_dump(mode="json")`). An input answered before (same
+        Function revision, same converted input) comes from the answer cache, unless `cache=False`."""
         if isinstance(input_data, BaseModel):
             input_data = input_data.model_dump(mode="json")
         if not isinstance(input_data, (dict, str)):
             raise TypeError(f"input_data must be a dict, a str or a pydantic model, not {type(input_data).__name__}")
-        answer = self.backend.run_function(name, input_data, confidence_scoring=confidence_scoring)
-        return FunctionRunResult(answer)
+        ref = self.function(name)
+        payload, canonical = ref.canonical(input_data)
+        answer = self._calls.answer(
+            ref, {canonical: payload}, use_cache=self.cache_enabled and cache, confidence_scoring=confidence_scoring
+        )[canonical]
+        if isinstance(answer, SutroSQLError):
+            raise answer
+        if answer.cached:
+            self.stats.count(cache_hits=1)
+        return FunctionRunResult(answer.response if answer.response is not None else response_from_row(ref, answer.row))
+
+    def answer_inputs(
+        self, ref: FunctionRef, payloads: dict[str, Any], *, cache: bool = True
+    ) -> dict[str, Answer | SutroSQLError]:
+        """Real-time answers for many distinct inputs (canonical text -> what to send): cached ones
+        from the cache, the rest called concurrently; a row-level failure is returned as its error,
+        a fatal one raises. What `sutro_run` uses for the inputs its memory does not hold."""
+        return self._calls.answer(ref, payloads, use_cache=self.cache_enabled and cache)
+
+    def cached_answers(self, ref: FunctionRef, canonicals: list[str], *, cache: bool = True) -> list[dict | None]:
+        """Per canonical input its cached `sutro_run` value, or None (all None when the cache is off)."""
+        if not (self.cache_enabled and cache):
+            return [None] * len(canonicals)
+        keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
+        stored = self.answers.get_many(keys)
+        return [stored.get(key) for key in keys]
+
+    def remember_answers(self, ref: FunctionRef, answered: list[tuple[str, dict[str, Any]]]) -> None:
+        """Cache (canonical input, `sutro_run` value) pairs, e.g. a batch job's good rows."""
+        if self.cache_enabled:
+            identity = self.backend.identity
+            self.answers.put_many([(answer_key(identity, ref.name, ref.revision, c), row) for c, row in answered])
 
     # -- batch ---------------------------------------------------------------------------------
 
@@ -170,6 +234,7 @@ class Client:
         job_name: str | None = None,
         description: str | None = None,
         id_column: str | None = None,
+        cache: bool = True,
     ) -> str:
         """Submit a batch job running Function `name` over `data`; returns the job id.
 
@@ -180,38 +245,103 @@ class Client:
         `id_column` names an input column carried into the results under its own name.
         `output_column` is remembered for `await_job_completion(job_id)`: it names the answer
         column when the answers are not JSON objects (objects unpack into one column per field).
+        The same Function revision over the same data re-attaches to the job already submitted
+        (unless it FAILED or was CANCELLED), as `sutro_batch` does; `cache=False` always submits.
         Unlike the SDK, an attached job that fails raises JobFailedError instead of returning None.
         """
-        if job_name is not None and len(job_name) > MAX_JOB_NAME:
-            raise ValidationError(f"Job name cannot exceed {MAX_JOB_NAME} characters (got {len(job_name)}).")
-        if description is not None and len(description) > MAX_JOB_DESCRIPTION:
-            raise ValidationError(
-                f"Job description cannot exceed {MAX_JOB_DESCRIPTION} characters (got {len(description)})."
-            )
+        check_job_name(job_name)
+        check_job_description(description)
+        ref = self.function(name)
         rows = batch_input(data, id_column=id_column)
-        job_id = self.backend.submit_batch(
-            name,
+        key = batch_content_key(ref, rows, id_column=id_column, dry_run=dry_run) if cache else None
+        job = self.submit_or_attach(
+            ref,
             rows,
+            content_key=key,
             job_priority=0 if job_priority is None else job_priority,
             dry_run=dry_run,
             job_name=job_name,
             description=description,
             id_column=id_column,
         )
-        self._output_columns[job_id] = output_column
+        self._output_columns[job.job_id] = output_column
         if dry_run:
-            job = self.wait_for_job(job_id, progress=False)
-            print(f"Cost estimates retrieved for job {job_id}: ${job.get('cost_estimate')}", file=sys.stderr)
+            estimate = self.wait_for_job(job.job_id, progress=False)
+            print(f"Cost estimates retrieved for job {job.job_id}: ${estimate.get('cost_estimate')}", file=sys.stderr)
         elif stay_attached:
             try:
-                self.wait_for_job(job_id)
+                self.wait_for_job(job.job_id)
             except KeyboardInterrupt:
                 print(
-                    f"Detached from job {job_id}; it keeps running. Reattach with wait_for_job({job_id!r}).",
+                    f"Detached from job {job.job_id}; it keeps running. Reattach with wait_for_job({job.job_id!r}).",
                     file=sys.stderr,
                 )
                 raise
-        return job_id
+        return job.job_id
+
+    def submit_or_attach(
+        self,
+        ref: FunctionRef,
+        rows: Any,
+        *,
+        content_key: str | None,
+        job_priority: int = 0,
+        dry_run: bool = False,
+        job_name: str | None = None,
+        description: str | None = None,
+        id_column: str | None = None,
+    ) -> BatchJob:
+        """The job for `rows`: the one this content already has on this backend (found in the
+        ledger, or by the backend from `content_key`), else a new one, recorded in the ledger.
+        Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches."""
+        identity = self.backend.identity
+        known = self._known_job(content_key) if content_key is not None else None
+        if known is not None:
+            self.stats.count(jobs_reattached=1)
+            return BatchJob(known, True)
+        job_id = self.backend.submit_batch(
+            ref.name,
+            rows,
+            job_priority=job_priority,
+            dry_run=dry_run,
+            job_name=job_name,
+            description=description,
+            id_column=id_column,
+            content_key=content_key,
+        )
+        if content_key is not None:
+            self.answers.record_job(identity, content_key, job_id)
+        self.stats.count(jobs_submitted=1)
+        return BatchJob(job_id, False)
+
+    def run_batch_job(
+        self, ref: FunctionRef, rows: Any, *, content_key: str, progress: bool | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """`submit_or_attach`, then wait (with a progress bar, see `wait_for_job`) and count the
+        usage of a job this Client submitted; returns the final job object."""
+        job = self.submit_or_attach(ref, rows, content_key=content_key, **options)
+        final = self.wait_for_job(job.job_id, progress=progress)
+        if not job.reattached and not options.get("dry_run"):
+            self.stats.count_usage(final, cost=final.get("job_cost") or 0.0)
+        return final
+
+    def job_answers(self, ref: FunctionRef, job_id: str, expected_rows: int) -> list[dict[str, Any]]:
+        """A SUCCEEDED job's answers as `sutro_run` values, in input order (failed rows carry `error`)."""
+        results = self.backend.get_job_results(job_id)
+        if results.num_rows != expected_rows:
+            raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {expected_rows} input rows")
+        return job_answer_rows(ref.kind, results)
+
+    def _known_job(self, content_key: str) -> str | None:
+        """The job this content already has on this backend, unless it failed or was cancelled."""
+        job_id = self.answers.find_job(self.backend.identity, content_key)
+        if job_id is None:
+            return None
+        try:
+            status = self.backend.get_job_status(job_id)
+        except NotFoundError:
+            return None
+        return None if status in RESTARTABLE_STATUSES else job_id
 
     def wait_for_job(
         self, job_id: str, *, timeout: float | None = None, progress: bool | None = None
@@ -219,48 +349,7 @@ class Client:
         """Wait until the job is SUCCEEDED and return its final job object, showing a progress bar
         fed by the backend's progress stream. Raises JobFailedError on FAILED/CANCELLED and
         JobTimeoutError when `timeout` seconds pass first (the job keeps running)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.backend.get_job(job_id)
-        enabled = self.progress if progress is None else progress
-        label = job.get("name") or job.get("model") or job_id
-        with ProgressBar(job.get("num_rows"), label, enabled=enabled) as bar:
-            bar.update(job.get("rows_done") or 0)
-            if job["status"] not in TERMINAL_STATUSES:
-                self._follow_progress(job_id, bar, deadline)
-                job = self._poll_until_terminal(job_id, deadline)
-                bar.update(job.get("rows_done") or bar.done)
-        if job["status"] != "SUCCEEDED":
-            reason = (job.get("failure_reason") or {}).get("message") or "no reason given"
-            raise JobFailedError(f"Job {job_id} ended {job['status']}: {reason}")
-        return job
-
-    def _follow_progress(self, job_id: str, bar: ProgressBar, deadline: float | None) -> None:
-        """Feed the bar from the progress stream until it ends, the job is terminal, or time runs out.
-        A broken stream only costs the bar its updates: the caller goes on polling the status."""
-        done = bar.done
-        try:
-            for event in _events_until(self.backend.stream_job_progress(job_id), deadline, job_id):
-                kind, result = event.get("update_type"), event.get("result")
-                if kind == "progress" and isinstance(result, int):
-                    done = result
-                    bar.update(done)
-                elif kind == "tokens" and isinstance(result, dict):
-                    bar.update(done, input_tokens=result.get("input_tokens"), output_tokens=result.get("output_tokens"))
-                elif kind == "heartbeat" and self.backend.get_job_status(job_id) in TERMINAL_STATUSES:
-                    return
-        except (BackendUnavailableError, ServerError) as exc:
-            logger.warning("progress stream of job %s broke (%s); polling its status instead", job_id, exc)
-
-    def _poll_until_terminal(self, job_id: str, deadline: float | None) -> dict[str, Any]:
-        """A stream that ends does not prove the job ended (v1 §5.5): confirm with get_job."""
-        while True:
-            job = self.backend.get_job(job_id)
-            if job["status"] in TERMINAL_STATUSES:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise _timeout(job_id)
-            pause = self.poll_interval if deadline is None else min(self.poll_interval, deadline - time.monotonic())
-            time.sleep(max(pause, 0.0))
+        return self._waiter.wait(job_id, timeout=timeout, progress=self.progress if progress is None else progress)
 
     def await_job_completion(
         self,
@@ -399,39 +488,30 @@ def _check_id_column(id_column: str | None, columns: list[str], where: str) -> N
         raise ValidationError(f"id_column {id_column!r} is not a column of {where} (columns: {columns}).")
 
 
-def _events_until(events: Iterator[dict[str, Any]], deadline: float | None, job_id: str) -> Iterator[dict[str, Any]]:
-    """Yield stream events, but give up at `deadline` even while the stream is silent.
-
-    The stream is read on a daemon thread so a quiet stream cannot block past the deadline;
-    an error raised by the stream is re-raised here."""
-    if deadline is None:
-        yield from events
-        return
-    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def pump() -> None:
-        try:
-            for event in events:
-                inbox.put(("event", event))
-            inbox.put(("end", None))
-        except BaseException as exc:  # handed to the waiting thread
-            inbox.put(("error", exc))
-
-    threading.Thread(target=pump, name=f"sutro-progress-{job_id}", daemon=True).start()
-    while True:
-        try:
-            kind, value = inbox.get(timeout=max(deadline - time.monotonic(), 0.0))
-        except queue.Empty:
-            raise _timeout(job_id) from None
-        if kind == "end":
-            return
-        if kind == "error":
-            raise value
-        yield value
-
-
-def _timeout(job_id: str) -> JobTimeoutError:
-    return JobTimeoutError(f"Timed out waiting for job {job_id}; it keeps running (see get_job_status).")
+def batch_content_key(ref: FunctionRef, data: Any, *, id_column: str | None, dry_run: bool) -> str | None:
+    """The content key of a batch: same Function revision, same rows in the same order (and id
+    column) -> same key, so a re-run re-attaches. None for inputs that can be read only once (an
+    Arrow stream) or live elsewhere (a URL): those are always submitted."""
+    digest = hashlib.sha256()
+    if isinstance(data, str):
+        if data.startswith(("http://", "https://")):
+            return None
+        with open(data, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    elif isinstance(data, pa.Table):
+        for batch in data.to_batches():
+            for row in batch.to_pylist():
+                digest.update(canonical_json(row).encode())
+                digest.update(b"\x1e")
+    elif isinstance(data, (list, tuple)):
+        for row in data:
+            digest.update(canonical_json(row).encode())
+            digest.update(b"\x1e")
+    else:
+        return None
+    parts = ("batch_run_function/1", ref.name, ref.revision, "estimate" if dry_run else "run", id_column or "")
+    return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()
 
 
 # -- module-level functions on a lazily created default client ------------------------------------

@@ -30,14 +30,15 @@ import atexit
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from .backends.base import Backend
-from .config import resolve_home
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .client import Client
 
 __all__ = ["Plugin", "PluginSettings", "batch"]
 
@@ -100,24 +101,24 @@ def _flag(name: str, value: Any) -> bool:
     raise ConfigurationError(f"sutro_sql.dbt plugin: {name} must be true or false, got {value!r}")
 
 
-def build_backend(settings: PluginSettings) -> Backend:
-    """The backend the settings ask for: a remote deployment when a URL or key is configured
-    (here or in SUTRO_API_URL/SUTRO_API_KEY), else the embedded deployment in `home`, reading
-    Function specs from `functions_dir` when set (remote Functions live in their deployment)."""
-    from . import environment
-    from .client import default_backend
+def build_client(settings: PluginSettings) -> Client:
+    """The Client the settings ask for, over `open_backend`: a remote deployment when a URL or
+    key is configured (here or in SUTRO_API_URL/SUTRO_API_KEY), else the embedded deployment in
+    `home`, reading Function specs from `functions_dir` when set (remote Functions live in their
+    deployment); `max_concurrency` reaches the backend too."""
+    from .backends import open_backend
+    from .client import Client
 
-    remote = (
-        settings.api_url
-        or settings.api_key
-        or environment.get(environment.API_URL)
-        or environment.get(environment.API_KEY)
+    backend = open_backend(
+        settings.home,
+        settings.api_url,
+        settings.api_key,
+        functions_dir=settings.functions_dir,
+        max_concurrency=settings.max_concurrency,
     )
-    if settings.functions_dir is None or remote:
-        return default_backend(home=settings.home, api_url=settings.api_url, api_key=settings.api_key)
-    from .backends.local import LocalBackend
-
-    return LocalBackend(resolve_home(settings.home), functions_dir=settings.functions_dir)
+    return Client(
+        backend=backend, max_concurrency=settings.max_concurrency, cache=settings.cache, progress=settings.progress
+    )
 
 
 class Plugin(BasePlugin):
@@ -126,30 +127,24 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         duckdb_settings = (self.creds.settings or {}) if self.creds is not None else {}
         self.settings = PluginSettings.from_config(plugin_config, ignore=duckdb_settings)
-        self._backend: Backend | None = None
+        self._client: Client | None = None
         self._lock = threading.Lock()
 
     @property
-    def backend(self) -> Backend:
-        """Built on first use and shared by every connection; closed when dbt exits."""
+    def client(self) -> Client:
+        """Built on first use and shared by every connection (one cache, one concurrency limit,
+        one set of counters); closed with its backend when dbt exits."""
         with self._lock:
-            if self._backend is None:
-                self._backend = build_backend(self.settings)
-                close = getattr(self._backend, "close", None)
-                if callable(close):
-                    atexit.register(close)
-            return self._backend
+            if self._client is None:
+                self._client = client = build_client(self.settings)
+                atexit.register(client.backend.close)
+                atexit.register(client.close)  # runs first: atexit is last in, first out
+            return self._client
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
         from .sql_layer import register
 
-        register(
-            conn,
-            backend=self.backend,
-            max_concurrency=self.settings.max_concurrency,
-            cache=self.settings.cache,
-            progress=self.settings.progress,
-        )
+        register(conn, client=self.client, cache=self.settings.cache, progress=self.settings.progress)
 
     def configure_cursor(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """dbt runs every model on a cursor of the registered connection: the UDFs (and the

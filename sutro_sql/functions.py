@@ -181,7 +181,8 @@ class FunctionSpec(BaseModel):
 
 
 def convert_value(value: Any) -> str:
-    """null -> "", objects and lists -> JSON, anything else -> its string."""
+    """null -> "", objects and lists -> compact JSON (as DuckDB's `to_json` writes them, so every
+    path gives a nested value the same text), bytes -> UTF-8 text, anything else -> its string."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -189,7 +190,12 @@ def convert_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"a binary value is not UTF-8 text (byte {exc.start}); decode it first.") from None
     if isinstance(value, float) and value != value:  # NaN from pandas means missing
         return ""
     return str(value)

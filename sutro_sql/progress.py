@@ -1,10 +1,10 @@
-"""A dependency-free progress bar for long jobs: rows done/total, percent, rate, ETA, tokens.
+"""The progress bar of long jobs: rows done/total, percent, rate, ETA, tokens.
 
-On a terminal it redraws one line in place (at most ~10 times a second). When
-the stream is not a terminal (a log file, CI) it stays quiet unless
+On a terminal, rich draws the bar and redraws it in place (at most ~10 times a
+second). When the stream is not a terminal (a log file, CI) it stays quiet unless
 ``SUTRO_SQL_PROGRESS=1`` asks for it, and then prints a plain line every few
 seconds plus a final one, so logs stay readable. ``SUTRO_SQL_PROGRESS=0``
-silences it everywhere. No rich here: the core package path stays light.
+silences it everywhere. The status text (`ProgressBar.render`) is the same in both.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 
 from . import environment
 
@@ -67,8 +70,8 @@ class ProgressBar:
         self._clock = clock
         self._first_seen: tuple[float, int] | None = None  # (time, rows done) at the first update
         self._last_draw: float | None = None
-        self._last_width = 0
         self._closed = False
+        self._live: Progress | None = None
 
     def update(self, done: int, *, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         """Record cumulative progress; draws when enough time has passed since the last draw."""
@@ -113,13 +116,10 @@ class ProgressBar:
         return (self.done - first_done) / elapsed
 
     def render(self) -> str:
-        """The status line, without cursor control."""
+        """The status line (on a terminal, rich draws the bar before it)."""
         parts = [f"{self.description}:" if self.description else ""]
         if self.total:
             fraction = min(self.done / self.total, 1.0)
-            filled = round(fraction * BAR_WIDTH)
-            if self.in_place:
-                parts.append("[" + "#" * filled + "." * (BAR_WIDTH - filled) + "]")
             parts.append(f"{self.done:,}/{self.total:,} rows ({fraction:.0%})")
         else:
             parts.append(f"{self.done:,} rows")
@@ -134,17 +134,29 @@ class ProgressBar:
 
     def _draw(self, now: float, *, final: bool = False) -> None:
         self._last_draw = now
-        line = self.render()
         try:
             if self.in_place:
-                padding = " " * max(0, self._last_width - len(line))
-                self.stream.write("\r" + line + padding + ("\n" if final else ""))
-                self._last_width = len(line)
+                self._draw_in_place(final)
             else:
-                self.stream.write(line + "\n")
-            self.stream.flush()
+                self.stream.write(self.render() + "\n")
+                self.stream.flush()
         except (OSError, ValueError):  # a closed or broken stream must never fail the job
             self.enabled = False
+
+    def _draw_in_place(self, final: bool) -> None:
+        """rich's bar and this status text, redrawn on one line; the final draw ends the line."""
+        if self._live is None:
+            console = Console(file=self.stream, force_terminal=True)
+            self._live = Progress(
+                BarColumn(bar_width=BAR_WIDTH), TextColumn("{task.description}"), console=console, auto_refresh=False
+            )
+            self._live.add_task("", total=self.total)
+            self._live.start()
+        task = self._live.task_ids[0]
+        self._live.update(task, completed=self.done, description=self.render())
+        self._live.refresh()
+        if final:
+            self._live.stop()
 
 
 def _clock_text(seconds: float) -> str:

@@ -181,7 +181,7 @@ def test_client_batch_from_each_data_type(backend, tmp_path):
     rows = [{"note": "high risk, cancel"}, {"note": "low risk"}, {"note": "high again"}]
     csv_path = tmp_path / "n.csv"
     pl.DataFrame(rows).write_csv(csv_path)
-    client = Client(backend, progress=False)
+    client = Client(backend=backend, progress=False)
     for data in (rows, pl.DataFrame(rows), pd.DataFrame(rows), str(csv_path)):
         job_id = client.batch_run_function("churn_risk", data)
         frame = client.await_job_completion(job_id, timeout=30)

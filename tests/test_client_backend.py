@@ -1,19 +1,20 @@
-"""default_backend: which deployment the environment and the arguments choose."""
+"""open_backend: which deployment the environment and the arguments choose."""
 
 from __future__ import annotations
 
 import pytest
 
+from sutro_sql.backends import open_backend
 from sutro_sql.backends.local import LocalBackend
 from sutro_sql.backends.remote import RemoteBackend
-from sutro_sql.client import Client, default_backend
+from sutro_sql.client import Client
 from sutro_sql.errors import ConfigurationError
 
 SECRET = "sk-test-secret-value-123"
 
 
 def test_nothing_configured_gives_the_local_deployment_in_sutro_sql_home(home):
-    backend = default_backend()
+    backend = open_backend()
     try:
         assert isinstance(backend, LocalBackend)
         assert backend.home == str(home)
@@ -22,7 +23,7 @@ def test_nothing_configured_gives_the_local_deployment_in_sutro_sql_home(home):
 
 
 def test_an_explicit_home_beats_sutro_sql_home(home, tmp_path):
-    backend = default_backend(home=tmp_path / "elsewhere")
+    backend = open_backend(home=tmp_path / "elsewhere")
     try:
         assert backend.home == str(tmp_path / "elsewhere")
     finally:
@@ -32,7 +33,7 @@ def test_an_explicit_home_beats_sutro_sql_home(home, tmp_path):
 def test_url_and_key_in_the_environment_give_the_remote_deployment(home, monkeypatch):
     monkeypatch.setenv("SUTRO_API_URL", "http://127.0.0.1:8787")
     monkeypatch.setenv("SUTRO_API_KEY", SECRET)
-    backend = default_backend()
+    backend = open_backend()
     try:
         assert isinstance(backend, RemoteBackend)
         assert backend.identity.startswith("remote:http://127.0.0.1:8787")
@@ -51,7 +52,7 @@ def test_explicit_url_and_key_beat_the_environment(home, monkeypatch):
 
 def test_an_explicit_url_may_take_its_key_from_the_environment(home, monkeypatch):
     monkeypatch.setenv("SUTRO_API_KEY", SECRET)
-    backend = default_backend(api_url="http://127.0.0.1:3333")
+    backend = open_backend(api_url="http://127.0.0.1:3333")
     try:
         assert isinstance(backend, RemoteBackend)
     finally:
@@ -61,13 +62,13 @@ def test_an_explicit_url_may_take_its_key_from_the_environment(home, monkeypatch
 def test_a_url_without_a_key_is_refused_naming_what_is_missing(home, monkeypatch):
     monkeypatch.setenv("SUTRO_API_URL", "http://127.0.0.1:8787")
     with pytest.raises(ConfigurationError, match="SUTRO_API_KEY is not"):
-        default_backend()
+        open_backend()
 
 
 def test_a_key_without_a_url_is_refused_without_echoing_the_key(home, monkeypatch):
     monkeypatch.setenv("SUTRO_API_KEY", SECRET)
     with pytest.raises(ConfigurationError, match="SUTRO_API_URL is not") as refused:
-        default_backend()
+        open_backend()
     assert SECRET not in str(refused.value)
     with pytest.raises(ConfigurationError) as refused_explicit:
         Client(api_key=SECRET)
@@ -76,4 +77,4 @@ def test_a_key_without_a_url_is_refused_without_echoing_the_key(home, monkeypatc
 
 def test_a_backend_and_connection_settings_together_are_refused(local_backend):
     with pytest.raises(ConfigurationError, match="not both"):
-        Client(local_backend, api_url="http://127.0.0.1:1")
+        Client(backend=local_backend, api_url="http://127.0.0.1:1")

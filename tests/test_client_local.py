@@ -32,7 +32,7 @@ TICKETS = [{"ticket_id": 100 + i, "subject": f"{label} issue", "body": f"row {i}
 
 @pytest.fixture
 def client(local_backend):
-    return Client(local_backend, progress=False)
+    return Client(backend=local_backend, progress=False)
 
 
 class Lead(BaseModel):
@@ -64,7 +64,7 @@ def test_run_function_with_a_dict_returns_the_v1_answer(client):
 
 def test_run_function_with_a_pydantic_model_sends_its_json_dump(client):
     by_model = client.run_function("lead-qualifier", Lead(query="a student, not_qualified", region="EU"))
-    by_dict = client.run_function("lead-qualifier", {"query": "a student, not_qualified", "region": "EU"})
+    by_dict = client.run_function("lead-qualifier", {"query": "a student, not_qualified", "region": "EU"}, cache=False)
     assert by_model.output == by_dict.output
     assert by_model.usage == by_dict.usage
 
@@ -185,7 +185,7 @@ def test_dry_run_prints_the_estimate_and_returns_the_estimate_job(client, capsys
 
 def test_stay_attached_shows_a_progress_bar_and_waits(local_backend, capsys, monkeypatch):
     monkeypatch.setenv("SUTRO_SQL_PROGRESS", "1")
-    job_id = Client(local_backend).batch_run_function("ticket-triage", TICKETS, stay_attached=True)
+    job_id = Client(backend=local_backend).batch_run_function("ticket-triage", TICKETS, stay_attached=True)
     assert local_backend.get_job_status(job_id) == "SUCCEEDED"
     err = capsys.readouterr().err
     assert "ticket-triage:" in err
@@ -194,14 +194,14 @@ def test_stay_attached_shows_a_progress_bar_and_waits(local_backend, capsys, mon
 
 def test_detached_submission_prints_nothing(local_backend, capsys, monkeypatch):
     monkeypatch.setenv("SUTRO_SQL_PROGRESS", "1")
-    job_id = Client(local_backend).batch_run_function("ticket-triage", TICKETS)
-    Client(local_backend, progress=False).wait_for_job(job_id, timeout=30)
+    job_id = Client(backend=local_backend).batch_run_function("ticket-triage", TICKETS)
+    Client(backend=local_backend, progress=False).wait_for_job(job_id, timeout=30)
     assert capsys.readouterr().err == ""
 
 
 def test_a_broken_progress_stream_falls_back_to_polling(home, keyword_engine, monkeypatch):
     with LocalBackend(home, engine=keyword_engine, start_workers=False) as backend:
-        client = Client(backend, progress=False)
+        client = Client(backend=backend, progress=False)
         client.poll_interval = 0.05
         job_id = client.batch_run_function("ticket-triage", TICKETS)
 
@@ -222,7 +222,7 @@ def test_interrupting_an_attached_wait_detaches_and_says_how_to_reattach(home, k
     with LocalBackend(home, engine=keyword_engine, start_workers=False) as backend:
         monkeypatch.setattr(backend, "stream_job_progress", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            Client(backend, progress=False).batch_run_function("ticket-triage", TICKETS, stay_attached=True)
+            Client(backend=backend, progress=False).batch_run_function("ticket-triage", TICKETS, stay_attached=True)
         job = backend.list_jobs()[0]
         assert f"wait_for_job('{job['job_id']}')" in capsys.readouterr().err
         assert job["status"] == "QUEUED"  # detached, not cancelled
@@ -231,7 +231,7 @@ def test_interrupting_an_attached_wait_detaches_and_says_how_to_reattach(home, k
 def test_a_failed_job_raises_job_failed_error_with_the_reason(home):
     with LocalBackend(home, engine=ExplodingEngine()) as backend:
         backend.settings.retry_delay = 0.01
-        client = Client(backend, progress=False)
+        client = Client(backend=backend, progress=False)
         job_id = client.batch_run_function("ticket-triage", TICKETS)
         with pytest.raises(JobFailedError, match="FAILED: .*the model server is down"):
             client.await_job_completion(job_id, timeout=30)
@@ -242,7 +242,7 @@ def test_a_failed_job_raises_job_failed_error_with_the_reason(home):
 def test_cancelled_jobs_raise_and_timeouts_leave_the_job_running(home):
     with LocalBackend(home, engine=KeywordEngine(delay=0.02)) as backend:
         backend.settings.chunk_size = 4  # cancel is seen between chunks
-        client = Client(backend, progress=False)
+        client = Client(backend=backend, progress=False)
         job_id = client.batch_run_function("ticket-triage", TICKETS * 30)
         with pytest.raises(JobTimeoutError) as timed_out:
             client.wait_for_job(job_id, timeout=0.2)
@@ -300,7 +300,7 @@ SENTIMENT = {
 
 
 def test_module_level_functions_use_the_default_client(local_backend):
-    set_default_client(Client(local_backend, progress=False))
+    set_default_client(Client(backend=local_backend, progress=False))
     try:
         spec = sutro_sql.publish_function(SENTIMENT)
         assert spec.name == "sentiment"
@@ -331,6 +331,6 @@ def test_the_default_client_comes_from_the_environment(home):
 def test_publish_function_needs_a_local_deployment():
     from sutro_sql.backends.remote import RemoteBackend
 
-    with Client(RemoteBackend("http://127.0.0.1:9/v1", "test-key")) as client:
+    with Client(backend=RemoteBackend("http://127.0.0.1:9/v1", "test-key")) as client:
         with pytest.raises(ConfigurationError, match="local deployment"):
             client.publish_function(SENTIMENT)

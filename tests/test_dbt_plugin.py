@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("dbt.adapters.duckdb", reason="the dbt extra is not installed")
 
-from sutro_sql.dbt import Plugin, PluginSettings, batch, build_backend, quote_identifier, quote_literal
+from sutro_sql.dbt import Plugin, PluginSettings, batch, build_client, quote_identifier, quote_literal
 from sutro_sql.errors import ConfigurationError, NotFoundError
 
 TRIAGE_LABELS = {"billing", "bug", "account_access", "feature_request"}
@@ -26,7 +26,8 @@ def keyword_home(home, monkeypatch):
 def plugin(keyword_home):
     plugin = Plugin(name="sutro_sql", plugin_config={"home": str(keyword_home), "max_concurrency": "2"})
     yield plugin
-    plugin.backend.close()
+    plugin.client.close()
+    plugin.client.backend.close()
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_settings_never_show_the_api_key():
 
 
 def test_backend_is_remote_when_a_url_is_configured_and_never_names_the_key(home):
-    backend = build_backend(PluginSettings(api_url="http://127.0.0.1:9/v1", api_key="sk-secret-123", home=str(home)))
+    backend = build_client(PluginSettings(api_url="http://127.0.0.1:9/v1", api_key="sk-secret-123", home=str(home))).backend
     try:
         assert type(backend).__name__ == "RemoteBackend"
         assert "sk-secret-123" not in backend.identity
@@ -88,7 +89,7 @@ def test_backend_reads_specs_from_functions_dir(tmp_path, home):
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "only.yaml").write_text((home / "functions" / "ticket-triage.yaml").read_text())
-    backend = build_backend(PluginSettings(home=str(tmp_path / "elsewhere"), functions_dir=str(specs)))
+    backend = build_client(PluginSettings(home=str(tmp_path / "elsewhere"), functions_dir=str(specs))).backend
     try:
         assert [spec.name for spec in backend.functions()] == ["ticket-triage"]
     finally:

@@ -183,7 +183,7 @@ def test_input_conversion_matches_batch_rows():
         }
     )
     row = spec.convert_input({"a": None, "b": {"k": [1, 2]}, "c": 3.5, "d": True, "ignored": 1})
-    assert row == {"a": "", "b": '{"k": [1, 2]}', "c": "3.5", "d": "true", "e": ""}
+    assert row == {"a": "", "b": '{"k":[1,2]}', "c": "3.5", "d": "true", "e": ""}
 
 
 def test_missing_required_input_names_the_field():

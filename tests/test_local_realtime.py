@@ -80,7 +80,7 @@ def test_values_convert_as_batch_converts_a_row(local_backend, keyword_engine):
 
     keyword_engine.answer = recording
     local_backend.run_function("ticket-triage", {"subject": None, "body": {"tags": [1, 2]}, "extra": 1})
-    assert seen == [{"subject": "", "body": '{"tags": [1, 2]}'}]
+    assert seen == [{"subject": "", "body": '{"tags":[1,2]}'}]
 
 
 def test_missing_required_field_is_a_validation_error_naming_it(local_backend):

@@ -1,15 +1,11 @@
-"""Answer cache internals: `HashIndex` against a dict, colliding hashes, and batch rows' canonical form."""
+"""Answer memory internals: `HashIndex` against a dict, and colliding hashes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
-from sutro_sql.functions import FunctionSpec
-from sutro_sql.sql_layer.batch import canonical_rows
-from sutro_sql.sql_layer.cache import FunctionAnswers, HashIndex, canonical_json
-from sutro_sql.sql_layer.session import FunctionInfo
+from sutro_sql.sql_layer.cache import FunctionAnswers, HashIndex
 
 
 def test_hash_index_agrees_with_a_dict_through_growth_replacements_and_collisions():
@@ -40,24 +36,3 @@ def test_a_hash_collision_never_returns_another_inputs_answer():
     slots = answers.lookup_rows(np.array([42, 42], np.uint64), pa.array(['{"text":"a"}', None]))
     assert slots.to_pylist() == [0, None]
     assert answers.take(slots).to_pylist()[0]["response"] == "A"
-
-
-TRICKY = ["plain", 'quote " and \\ backslash', "new\nline\ttab\x01", "ünïcödé ✓ 日本", "", None]
-
-
-@pytest.mark.parametrize("with_spec", [True, False])
-def test_batch_rows_canonicalize_exactly_as_sutro_run_inputs(with_spec):
-    spec = FunctionSpec(
-        name="f",
-        kind="classification",
-        description="d",
-        inputs=[{"name": "subject"}, {"name": "body"}, {"name": "note", "required": False}],
-        labels={"a": "", "b": ""},
-    )
-    info = FunctionInfo("f", spec if with_spec else None, "r")
-    pairs = [(a, b) for a in TRICKY for b in TRICKY]
-    table = pa.record_batch(
-        {"subject": pa.array([a for a, _ in pairs], pa.string()), "body": pa.array([b for _, b in pairs], pa.string())}
-    )
-    expected = [canonical_json(info.payload({"subject": a, "body": b})) for a, b in pairs]
-    assert canonical_rows(info, table) == expected

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from sutro_sql import QueryError
+from sutro_sql.inputs import FunctionRef
 from sutro_sql.sql_layer import batch, connect, session_for, sql
 from sutro_sql.sql_layer.rewrite import validate_read_query
-from sutro_sql.sql_layer.session import FunctionInfo
 from tests.sql_support import CountingBackend
 
 
@@ -162,7 +162,7 @@ def test_a_typo_in_select_is_called_a_typo():
 
 
 def test_content_key_ignores_how_rows_are_chunked(con, local_backend, tmp_path, monkeypatch):
-    info = FunctionInfo("lead-qualifier", local_backend.get_function_spec("lead-qualifier"), "r1")
+    info = FunctionRef("lead-qualifier", local_backend.get_function_spec("lead-qualifier"))
     keys = set()
     for rows_per_batch in (7, 64, 65_536):
         monkeypatch.setattr(batch, "SPOOL_BATCH_ROWS", rows_per_batch)

@@ -3,14 +3,14 @@
 SQL surface (after `register`): ``sutro_run(fn, input, on_error := 'raise', cache := true)``,
 ``sutro_batch(fn, query, id_column := NULL, job_priority := 0, dry_run := false,
 job_name := NULL, description := NULL, cache := true)`` and ``sutro_jobs()``. See the modules:
-`session` (state, stats), `scalar` (sutro_run), `batch` (sutro_batch), `cache`
-(the answer cache), `rewrite` + `query` (sqlglot: validation, subquery form,
+`session` (state), `scalar` (sutro_run), `batch` (sutro_batch), `cache`
+(the answers in memory; the disk cache is the Client's), `rewrite` + `query` (sqlglot: validation, subquery form,
 auto_batch), `jobs` (sutro_jobs).
 """
 
 from __future__ import annotations
 
 from .query import sql
-from .session import SessionStats, SutroSession, connect, register, session_for
+from .session import SutroSession, connect, register, session_for
 
-__all__ = ["SessionStats", "SutroSession", "connect", "register", "session_for", "sql"]
+__all__ = ["SutroSession", "connect", "register", "session_for", "sql"]

@@ -1,50 +1,25 @@
-"""The answer cache: identical inputs to one Function revision are answered once, ever.
+"""The SQL layer's memory of answers: the Arrow side of the answer cache.
 
-Two layers:
-
-- on disk, SQLite at ``<home>/cache/answers.sqlite`` (WAL, safe across processes):
-  ``answers(key, answer)`` where key = sha256(backend identity, Function, revision,
-  canonical input) and answer is the `sutro_run` STRUCT value as JSON; plus
-  ``batch_jobs(backend, content_key, job_id)``, the ledger that lets a re-run of
-  `sutro_batch` (in this process or after a crash) re-attach to its job;
-- in memory, per (backend, Function, revision), a `FunctionAnswers`: the answers as
-  one Arrow array plus the DuckDB hash of each input seen (sorted, with its slot),
-  so a warm vector is one vectorized hash lookup, one text comparison and one `take`.
-
-Remote backends do not publish a revision, so their answers are keyed by the
-Function name alone: after the Function is republished remotely, pass
-``cache := false`` (or clear the folder) to see new answers.
+The disk layer (and its keys) belong to the Client (`sutro_sql.answer_cache`); this is
+what makes a warm `sutro_run` vector cheap: per (cache, backend, Function, revision), a
+`FunctionAnswers` holds the answers as one Arrow array plus the DuckDB hash of each input
+text seen (with its slot), so a warm vector is one vectorized hash lookup, one text
+comparison and one `take`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .answers import ANSWER_TYPE
+from ..answers import ANSWER_TYPE
 
 #: Memory layer bound: past this many answers for one Function, start over (the disk layer stays).
 MAX_MEMORY_ANSWERS = 2_000_000
-_SQLITE_BATCH = 500
-
-
-def canonical_json(payload: Any) -> str:
-    """The canonical form of a Function input (what cache keys and batch job keys hash)."""
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def answer_key(identity: str, function: str, revision: str, canonical_input: str) -> str:
-    """The disk cache key: never contains anything secret (identity is secret-free by contract)."""
-    return hashlib.sha256("\x1f".join((identity, function, revision, canonical_input)).encode()).hexdigest()
 
 
 class HashIndex:
@@ -252,74 +227,16 @@ class _GrowingArray:
         return pa.chunked_array(self._chunks, self.kind).take(indices).combine_chunks()
 
 
-class AnswerStore:
-    """The disk layer plus the per-Function memory layers; one per cache file per process."""
+_MEMORY: dict[tuple[str, str, str, str], FunctionAnswers] = {}
+_MEMORY_LOCK = threading.Lock()
 
-    _open: dict[Path, AnswerStore] = {}
-    _open_lock = threading.Lock()
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL, created REAL)"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batch_jobs (backend TEXT NOT NULL, content_key TEXT NOT NULL, "
-            "job_id TEXT NOT NULL, created REAL, PRIMARY KEY (backend, content_key))"
-        )
-        self._memory: dict[tuple[str, str, str], FunctionAnswers] = {}
-
-    @classmethod
-    def open(cls, home: str | Path) -> AnswerStore:
-        """The process-wide store for ``<home>/cache/answers.sqlite``."""
-        path = (Path(home) / "cache" / "answers.sqlite").resolve()
-        with cls._open_lock:
-            store = cls._open.get(path)
-            if store is None:
-                store = cls._open[path] = cls(path)
-            return store
-
-    def memory(self, identity: str, function: str, revision: str) -> FunctionAnswers:
-        key = (identity, function, revision)
-        with self._lock:
-            answers = self._memory.get(key)
-            if answers is None:
-                answers = self._memory[key] = FunctionAnswers()
-            return answers
-
-    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        with self._lock:
-            for start in range(0, len(keys), _SQLITE_BATCH):
-                chunk = keys[start : start + _SQLITE_BATCH]
-                marks = ",".join("?" * len(chunk))
-                for key, answer in self._db.execute(f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk):
-                    found[key] = json.loads(answer)
-        return found
-
-    def put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        if not items:
-            return
-        now = time.time()
-        rows = [(key, json.dumps(row, ensure_ascii=False), now) for key, row in items]
-        with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO answers (key, answer, created) VALUES (?, ?, ?)", rows)
-
-    def find_job(self, backend: str, content_key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT job_id FROM batch_jobs WHERE backend = ? AND content_key = ?", (backend, content_key)
-            ).fetchone()
-        return row[0] if row else None
-
-    def record_job(self, backend: str, content_key: str, job_id: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO batch_jobs (backend, content_key, job_id, created) VALUES (?, ?, ?, ?)",
-                (backend, content_key, job_id, time.time()),
-            )
+def function_answers(cache_path: str, identity: str, function: str, revision: str) -> FunctionAnswers:
+    """The process-wide memory of one (answer cache file, backend, Function, revision), shared by
+    every session over that cache, as the file itself is."""
+    key = (cache_path, identity, function, revision)
+    with _MEMORY_LOCK:
+        answers = _MEMORY.get(key)
+        if answers is None:
+            answers = _MEMORY[key] = FunctionAnswers()
+        return answers

@@ -66,7 +66,7 @@ class JobsTable:
         self.session = session
 
     def __call__(self, _token: int | None) -> str:
-        table = pa.Table.from_pylist([job_row(job) for job in self.session.backend.list_jobs()], schema=JOBS_SCHEMA)
+        table = pa.Table.from_pylist([job_row(job) for job in self.session.client.list_jobs()], schema=JOBS_SCHEMA)
         path = os.path.join(self.session.workdir, f"jobs-{uuid.uuid4().hex}.parquet")
         pq.write_table(table, path)
         return path

@@ -27,22 +27,22 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from ..answers import ANSWER_SQL_TYPE
 from ..errors import QueryError
-from .answers import ANSWER_SQL_TYPE
-from .batch import BatchOptions, BatchRunner, content_key, quote, spool_query
+from ..inputs import FunctionRef, row_failure
+from .batch import INPUT_COLUMN, BatchOptions, BatchRunner, content_key, spool_query
 from .rewrite import (
     Lift,
+    inner_queries,
     inputs_query,
     liftable_calls,
     literal_function_name,
-    lookup,
     parse,
-    positional,
     sutro_calls,
-    validate_read_query,
+    with_batch_sources,
+    with_lifted_answers,
 )
-from .scalar import row_failure
-from .session import FunctionInfo, SutroSession, session_for
+from .session import SutroSession, session_for
 
 
 def sql(con: duckdb.DuckDBPyConnection, query: str, *, auto_batch: bool = False) -> duckdb.DuckDBPyRelation:
@@ -67,33 +67,19 @@ def sql(con: duckdb.DuckDBPyConnection, query: str, *, auto_batch: bool = False)
 def _rewrite(
     con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Expression, auto_batch: bool
 ) -> str | None:
-    """The statement's SQL after the rewrites, or None when nothing needed rewriting."""
+    """The statement's SQL after the rewrites, or None when nothing needed rewriting: find (pure),
+    run what was found, substitute (pure); first for `sutro_batch` queries, then for the lift,
+    which reads the statement with its `sutro_batch` sources in place."""
     for call in sutro_calls(tree, "sutro_run"):
         literal_function_name(call)
-    changed = False
-    for call in sutro_calls(tree, "sutro_batch"):
-        literal_function_name(call)
-        args = positional(call)
-        if len(args) < 2:
-            continue
-        inner = args[1]
-        if isinstance(inner, exp.Subquery):
-            text = inner.this.sql("duckdb")
-        elif isinstance(inner, exp.Literal) and inner.is_string:
-            text = inner.this
-        else:
-            raise QueryError("sutro_batch: the query must be a string or a (SELECT ...) subquery")
-        source = _run_inner_query(con, session, validate_read_query(text))
-        inner.replace(exp.Literal.string(f"SELECT * FROM read_parquet('{source}')"))
-        changed = True
-    if auto_batch and isinstance(tree, exp.Select):
-        for lift in liftable_calls(tree):
-            table = _lift(con, session, tree, lift)
-            if table is not None:
-                for call in lift.calls:
-                    call.replace(lookup(table, lift))
-                changed = True
-    return tree.sql("duckdb") if changed else None
+    queries = inner_queries(tree)
+    sources = [None if query is None else _run_inner_query(con, session, query) for query in queries]
+    rewritten = with_batch_sources(tree, sources)
+    lifts = liftable_calls(rewritten) if auto_batch and isinstance(rewritten, exp.Select) else []
+    tables = [_lift(con, session, rewritten, lift) for lift in lifts]
+    rewritten = with_lifted_answers(rewritten, lifts, tables)
+    changed = any(source is not None for source in sources) or any(table is not None for table in tables)
+    return rewritten.sql("duckdb") if changed else None
 
 
 def _run_inner_query(con: duckdb.DuckDBPyConnection, session: SutroSession, query: str) -> str:
@@ -109,24 +95,23 @@ def _run_inner_query(con: duckdb.DuckDBPyConnection, session: SutroSession, quer
 def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Select, lift: Lift) -> str | None:
     """Answer a lifted call's distinct inputs with one batch job; the TEMP table holding them,
     or None when there are too few inputs to be worth a job."""
-    info = session.function(lift.function)
+    ref = session.function(lift.function)
     inputs = inputs_query(tree, lift)
     (count,) = con.sql(f"SELECT count(*) FROM ({inputs})").fetchall()[0]
     if count <= session.auto_batch_threshold:
         return None
-    names = _input_names(con, info, inputs)
-    fields = ", ".join(f"json_extract_string(__sutro_input, {_json_path(n)}) AS {quote(n)}" for n in names)
-    spool = spool_query(con, info, f"SELECT __sutro_input, {fields} FROM ({inputs})", "__sutro_input", session.workdir)
+    _check_required_fields(con, ref, inputs)
+    spool = spool_query(con, ref, inputs, None, session.workdir, input_json="__sutro_input")
     try:
-        answers = BatchRunner(session).answer(info, spool, BatchOptions(cache=lift.cache)).per_row()
-        texts = pq.read_table(spool.path, columns=["__sutro_input"]).column(0)
+        answers = BatchRunner(session).answer(ref, spool, BatchOptions(cache=lift.cache)).per_row()
+        texts = pq.read_table(spool.path, columns=[INPUT_COLUMN]).column(0)
     finally:
         spool.remove()
     errors = answers.field("error")
     if lift.on_error == "raise" and errors.null_count < len(errors):
         first = next(i for i, e in enumerate(errors.to_pylist()) if e is not None)
-        raise row_failure(info.name, texts[first].as_py(), errors[first].as_py())
-    table = f"__sutro_auto_{content_key(info, spool, False)[:16]}"
+        raise row_failure(ref.name, texts[first].as_py(), errors[first].as_py())
+    table = f"__sutro_auto_{content_key(ref, spool, False)[:16]}"
     view = f"{table}_arrow"
     con.register(view, pa.table({"__sutro_input": texts, "__sutro_answer": answers}))
     try:
@@ -139,12 +124,11 @@ def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Selec
     return table
 
 
-def _input_names(con: duckdb.DuckDBPyConnection, info: FunctionInfo, inputs: str) -> list[str]:
-    """The Function's input fields; a clear error when an input STRUCT lacks a required one."""
-    if info.spec is None:
-        rows = con.sql(f"SELECT DISTINCT unnest(json_keys(__sutro_input)) FROM ({inputs})").fetchall()
-        return sorted(name for (name,) in rows)
-    for field in info.spec.inputs:
+def _check_required_fields(con: duckdb.DuckDBPyConnection, ref: FunctionRef, inputs: str) -> None:
+    """A clear error, naming the row, when an input STRUCT lacks a field the Function requires."""
+    if ref.spec is None:
+        return
+    for field in ref.spec.inputs:
         if not field.required:
             continue
         missing = con.sql(
@@ -152,8 +136,7 @@ def _input_names(con: duckdb.DuckDBPyConnection, info: FunctionInfo, inputs: str
             "LIMIT 1"
         ).fetchall()
         if missing:
-            raise row_failure(info.name, missing[0][0], f"Missing required input field(s): {field.name}.")
-    return info.spec.input_names
+            raise row_failure(ref.name, missing[0][0], f"Missing required input field(s): {field.name}.")
 
 
 def _json_path(name: str) -> str:

@@ -1,9 +1,13 @@
 """sqlglot over the SQL surface: refuse what is not a read query, and find the calls to rewrite.
 
-Small tree functions, each doing one thing: `validate_read_query` (the query given
+Small pure tree functions, each doing one thing: `validate_read_query` (the query given
 to `sutro_batch`), `sutro_calls` + `literal_function_name` (find calls, insist on a
-string-literal Function name), and `liftable_calls` (which `sutro_run` calls the
-`auto_batch` lift may turn into one batch job).
+string-literal Function name), `inner_queries` + `with_batch_sources` (find the
+queries of `sutro_batch` calls, then put the files their rows were written to in
+their place), and `liftable_calls` + `with_lifted_answers` (which `sutro_run` calls
+the `auto_batch` lift may turn into one batch job, then the lookups replacing them).
+Nothing here runs a query: `query.py` runs things between the finding and the
+substituting, as sqlglot's optimizer rules never interleave the two.
 """
 
 from __future__ import annotations
@@ -107,15 +111,46 @@ def named(call: exp.Anonymous) -> dict[str, exp.Expression]:
     return {arg.this.name.lower(): arg.expression for arg in call.expressions if isinstance(arg, exp.PropertyEQ)}
 
 
+def inner_queries(tree: exp.Expression) -> list[str | None]:
+    """Per `sutro_batch` call in `tree` (in `sutro_calls` order), its query, validated as one
+    read query (a string or a ``(SELECT ...)`` subquery), or None for a call without one."""
+    queries: list[str | None] = []
+    for call in sutro_calls(tree, "sutro_batch"):
+        literal_function_name(call)
+        args = positional(call)
+        if len(args) < 2:
+            queries.append(None)
+            continue
+        inner = args[1]
+        if isinstance(inner, exp.Subquery):
+            queries.append(validate_read_query(inner.this.sql("duckdb")))
+        elif isinstance(inner, exp.Literal) and inner.is_string:
+            queries.append(validate_read_query(inner.this))
+        else:
+            raise QueryError("sutro_batch: the query must be a string or a (SELECT ...) subquery")
+    return queries
+
+
+def with_batch_sources(tree: exp.Expression, sources: list[str | None]) -> exp.Expression:
+    """A copy of `tree` whose `sutro_batch` calls read their rows from the Parquet file at the
+    same position in `sources` (None: left as it is)."""
+    tree = tree.copy()
+    for call, source in zip(sutro_calls(tree, "sutro_batch"), sources, strict=True):
+        if source is not None:
+            positional(call)[1].replace(exp.Literal.string(f"SELECT * FROM read_parquet('{source}')"))
+    return tree
+
+
 @dataclass(frozen=True)
 class Lift:
-    """One distinct `sutro_run(fn, input, ...)` the lift answers with a batch job."""
+    """One distinct `sutro_run(fn, input, ...)` the lift answers with a batch job; `calls` are
+    the positions of its calls among the statement's `sutro_run` calls."""
 
     function: str
     input: exp.Expression
     on_error: str
     cache: bool
-    calls: tuple[exp.Anonymous, ...]
+    calls: tuple[int, ...]
 
 
 def liftable_calls(tree: exp.Expression) -> list[Lift]:
@@ -126,7 +161,8 @@ def liftable_calls(tree: exp.Expression) -> list[Lift]:
         tree.args.get(key) for key in ("group", "having", "distinct", "limit", "offset", "qualify")
     ):
         return []
-    groups: dict[tuple[str, str, str, bool], list[exp.Anonymous]] = {}
+    position = {id(call): i for i, call in enumerate(sutro_calls(tree, "sutro_run"))}
+    groups: dict[tuple[str, str, str, bool], list[int]] = {}
     inputs: dict[tuple[str, str, str, bool], exp.Expression] = {}
     for projection in tree.expressions:
         for call in sutro_calls(projection, "sutro_run"):
@@ -142,7 +178,7 @@ def liftable_calls(tree: exp.Expression) -> list[Lift]:
             if cache is not None and not isinstance(cache, exp.Boolean):
                 continue
             key = (literal_function_name(call), args[1].sql("duckdb"), mode, cache is None or bool(cache.this))
-            groups.setdefault(key, []).append(call)
+            groups.setdefault(key, []).append(position[id(call)])
             inputs.setdefault(key, args[1])
     return [Lift(key[0], inputs[key], key[2], key[3], tuple(calls)) for key, calls in groups.items()]
 
@@ -162,6 +198,18 @@ def inputs_query(tree: exp.Select, lift: Lift) -> str:
     select.set("expressions", [json_input.as_("__sutro_input")])
     select.set("distinct", exp.Distinct())
     return f"SELECT __sutro_input FROM ({select.sql('duckdb')}) AS __sutro_inputs WHERE __sutro_input IS NOT NULL"
+
+
+def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], tables: list[str | None]) -> exp.Expression:
+    """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the table at the
+    same position in `tables` (None: the lift was not worth a job; its calls stay)."""
+    tree = tree.copy()
+    calls = sutro_calls(tree, "sutro_run")
+    for lift, table in zip(lifts, tables, strict=True):
+        if table is not None:
+            for index in lift.calls:
+                calls[index].replace(lookup(table, lift))
+    return tree
 
 
 def lookup(table: str, lift: Lift) -> exp.Expression:

@@ -1,4 +1,4 @@
-"""Per-connection state: which backend answers, the thread pool, the cache, the counters.
+"""Per-connection state: the Client that answers, the SQL options, the UDFs and macros.
 
 `register(con)` creates one `SutroSession` per DuckDB connection, installs the
 Python UDFs behind the SQL surface and the TEMP macros users call:
@@ -20,102 +20,49 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ..answers import ANSWER_SQL_TYPE
 from ..backends.base import Backend
-from ..errors import NotFoundError, QueryError
-from ..functions import FunctionSpec
-from .answers import ANSWER_SQL_TYPE
-from .cache import AnswerStore
+from ..errors import QueryError
+from ..inputs import FunctionRef
+from ..stats import Stats
+from .cache import FunctionAnswers, function_answers
 
 if TYPE_CHECKING:
     from ..client import Client
 
 #: Default for `auto_batch`: lift `sutro_run` to one batch job above this many distinct inputs.
 DEFAULT_AUTO_BATCH_THRESHOLD = 1000
-#: How long a looked-up Function spec is reused before asking the backend again (seconds).
-SPEC_TTL = 2.0
 
 _SESSIONS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, SutroSession] = weakref.WeakKeyDictionary()
 _SESSIONS_LOCK = threading.Lock()
 
 
-@dataclass
-class SessionStats:
-    """Exact counters since `register` (or `reset_stats`).
-
-    calls: real-time backend calls made; cache_hits: rows answered by the answer
-    cache (memory or disk) instead of a call; rows_answered /
-    rows_failed: rows given an answer / an error (scalar and batch); jobs_submitted /
-    jobs_reattached: batch jobs created / found again for the same content; tokens
-    and cost: usage of the calls and jobs this session paid for (cache hits and
-    re-attached jobs cost nothing again).
-    """
-
-    calls: int = 0
-    cache_hits: int = 0
-    rows_answered: int = 0
-    rows_failed: int = 0
-    jobs_submitted: int = 0
-    jobs_reattached: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    """What the SQL layer knows about a Function: its spec when the backend has one, and the
-    cache-key revision: the spec's content hash, or "" for remote Functions (keyed by name alone)."""
-
-    name: str
-    spec: FunctionSpec | None
-    revision: str
-
-    def payload(self, value: dict[str, Any]) -> Any:
-        """What the backend is sent for one input object (the spec's input conversion, if known)."""
-        return self.spec.convert_input(value) if self.spec is not None else value
-
-
 class SutroSession:
-    """The state behind one registered DuckDB connection."""
+    """The state behind one registered DuckDB connection: the Client that answers (and counts),
+    the SQL options, a scratch folder for the Parquet files `sutro_batch` reads."""
 
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
-        backend: Backend,
         client: Client,
         *,
-        max_concurrency: int,
+        owns_client: bool,
         cache: bool,
         progress: bool | None,
         auto_batch_threshold: int,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
         self._con = weakref.ref(con)
-        self.backend = backend
         self.client = client
-        self.max_concurrency = max_concurrency
         self.cache_enabled = cache
         self.progress = progress
         self.auto_batch_threshold = auto_batch_threshold
-        self.stats = SessionStats()
-        self.answers = AnswerStore.open(backend.home)
-        self.executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sutro-sql")
         self.workdir = tempfile.mkdtemp(prefix="sutro-sql-")
-        self._stats_lock = threading.Lock()
-        self._specs: dict[str, tuple[FunctionInfo, float]] = {}
-        self._finalizer = weakref.finalize(self, _release, self.executor, self.workdir)
+        self._finalizer = weakref.finalize(self, _release, client if owns_client else None, self.workdir)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -125,34 +72,26 @@ class SutroSession:
         return con
 
     @property
-    def identity(self) -> str:
-        return self.backend.identity
-
-    def count(self, **deltas: float) -> None:
-        """Add to the counters atomically (UDFs run on several DuckDB threads)."""
-        with self._stats_lock:
-            for name, delta in deltas.items():
-                setattr(self.stats, name, getattr(self.stats, name) + delta)
+    def stats(self) -> Stats:
+        """The Client's counters (calls, cache hits, rows, jobs, tokens, cost)."""
+        return self.client.stats
 
     def reset_stats(self) -> None:
-        with self._stats_lock:
-            self.stats = SessionStats()
+        self.client.reset_stats()
 
-    def function(self, name: Any) -> FunctionInfo:
+    def count(self, **deltas: float) -> None:
+        self.client.stats.count(**deltas)
+
+    def function(self, name: Any) -> FunctionRef:
         """The Function called `name`, checked: a clear error for a bad or unknown name."""
         if not isinstance(name, str) or not name:
             raise QueryError(f"the Function name must be a non-empty string literal, got {name!r}")
-        now = time.monotonic()
-        cached = self._specs.get(name)
-        if cached is not None and now - cached[1] < SPEC_TTL:
-            return cached[0]
-        try:
-            spec = self.backend.get_function_spec(name)
-        except NotFoundError as exc:
-            raise NotFoundError(f"unknown Function {name!r} on backend {self.identity}: {exc.detail}") from None
-        info = FunctionInfo(name, spec, spec.revision if spec is not None else "")
-        self._specs[name] = (info, now)
-        return info
+        return self.client.function(name)
+
+    def memory(self, ref: FunctionRef) -> FunctionAnswers:
+        """The in-memory answers of `ref` on this session's backend and cache."""
+        client = self.client
+        return function_answers(str(client.answers.path), client.backend.identity, ref.name, ref.revision)
 
     def close(self) -> None:
         self._finalizer()
@@ -177,8 +116,9 @@ def binding_a_relation() -> bool:
     return False
 
 
-def _release(executor: ThreadPoolExecutor, workdir: str) -> None:
-    executor.shutdown(wait=False, cancel_futures=True)
+def _release(client: Client | None, workdir: str) -> None:
+    if client is not None:
+        client.close()
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -194,26 +134,26 @@ def register(
 ) -> SutroSession:
     """Put Sutro Functions into `con`: `sutro_run`, `sutro_batch`, `sutro_jobs`.
 
-    `backend` (or `client.backend`) answers; by default the one `default_backend()`
-    picks (SUTRO_API_URL + SUTRO_API_KEY -> remote, else the local home).
-    `max_concurrency`: real-time calls in flight per session. `cache=False` turns
-    the answer cache off for every call. `progress`: the batch progress bar
-    (None: on when stderr is a terminal). Registering again replaces the session.
+    `client` answers (everything below SQL goes through it); by default a new Client over
+    `backend`, or over the one `open_backend()` picks (SUTRO_API_URL + SUTRO_API_KEY ->
+    remote, else the local home), with `max_concurrency` real-time calls in flight.
+    `cache=False` turns the answer cache off for every call. `progress`: the batch
+    progress bar (None: on when stderr is a terminal). Registering again replaces the session.
     """
-    from ..client import Client, default_backend
+    from ..client import Client
     from .batch import BatchMaterializer
     from .jobs import JobsTable
     from .scalar import ScalarRunner
 
-    if backend is None:
-        backend = client.backend if client is not None else default_backend()
+    if client is not None and backend is not None:
+        raise QueryError("register: pass a client or a backend, not both")
+    owns_client = client is None
     if client is None:
-        client = Client(backend, progress=progress)
+        client = Client(backend=backend, progress=progress, max_concurrency=max_concurrency)
     session = SutroSession(
         con,
-        backend,
         client,
-        max_concurrency=max_concurrency,
+        owns_client=owns_client,
         cache=cache,
         progress=progress,
         auto_batch_threshold=auto_batch_threshold,

@@ -1,8 +1,11 @@
-"""The shapes answers take in SQL: the one `sutro_run` STRUCT, and `sutro_batch`'s typed columns.
+"""The one answer shape: the `sutro_run` STRUCT, which the answer cache stores, and
+`sutro_batch`'s typed columns.
 
-Every backend answers with the v1 response dict (sutro-api-v1.md §5.1); this module
-is the only place that turns it into Arrow, so the scalar path, the batch path and
-the `auto_batch` lift return exactly the same values for the same answer.
+Every backend answers with the v1 response dict (sutro-api-v1.md §5.1) or, for a batch
+job, an `outputs` column of JSON text; this module is the only place that turns either
+into that shape (and a cached one back into a v1 response), so `Client.run_function`,
+the scalar path, the batch path and the `auto_batch` lift return exactly the same values
+for the same answer.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 from typing import Any
 
 import pyarrow as pa
+
+from .inputs import FunctionRef
 
 PREDICTION_TYPE = pa.struct([("label", pa.string()), ("confidence", pa.float64())])
 USAGE_TYPE = pa.struct([("input_tokens", pa.int64()), ("output_tokens", pa.int64())])
@@ -111,3 +116,57 @@ def _text_or_none(value: Any) -> str | None:
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def response_from_row(ref: FunctionRef, row: dict[str, Any]) -> dict[str, Any]:
+    """A cached `sutro_run` value -> the v1 run response it came from, so `Client.run_function`
+    answers the same shape from the cache: no request id and `cached: true` (nothing was sent),
+    the tokens the answer took when it was computed, and a cost of 0 (nothing is billed again)."""
+    usage = row.get("usage") or {}
+    response: dict[str, Any] = {
+        "request_id": None,
+        "cached": True,
+        "function": {"name": ref.name, "revision": ref.revision or None},
+        "output": None if row.get("output") is None else json.loads(row["output"]),
+        "confidence": row.get("confidence"),
+        "usage": {
+            "input_tokens": usage.get("input_tokens") or 0,
+            "output_tokens": usage.get("output_tokens") or 0,
+            "cost_usd": 0.0,
+        },
+    }
+    if row.get("response") is not None or row.get("predictions") is not None:
+        response.update(response=row.get("response"), predictions=row.get("predictions"))
+    if row.get("rationale") is not None:
+        response["rationale"] = row["rationale"]
+    return response
+
+
+def job_answer_rows(kind: str | None, results: pa.Table) -> list[dict[str, Any]]:
+    """Batch results (`outputs`, `confidence_score`, `error` columns) -> `sutro_run` values;
+    `usage` is per job, so NULL. `kind`: the Function's kind, or None when unknown (remote)."""
+    rows = []
+    for text, score, error in zip(
+        results.column("outputs").to_pylist(),
+        results.column("confidence_score").to_pylist(),
+        results.column("error").to_pylist(),
+        strict=True,
+    ):
+        if error is not None or text is None:
+            rows.append({"error": error or "no answer"})
+            continue
+        answer = batch_answer(text, kind)
+        if "response" in answer:  # classification
+            confidence = answer.get("confidence")
+            rows.append(
+                {
+                    "response": answer["response"],
+                    "output": json.dumps(answer["response"], ensure_ascii=False),
+                    "confidence": score if confidence is None else confidence,
+                    "predictions": answer.get("predictions"),
+                    "rationale": answer.get("rationale"),
+                }
+            )
+        else:
+            rows.append({"output": json.dumps(answer, ensure_ascii=False), "confidence": score})
+    return rows

@@ -1,0 +1,96 @@
+"""The Client owns the answer cache and the batch-job ledger: Python calls get the same cache
+and re-attach as SQL, and share them with SQL on the same backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from sutro_sql.client import Client
+from sutro_sql.sql_layer import connect, session_for
+from tests.sql_support import CountingBackend
+
+LEAD = {"query": "Find CISOs evaluating vendors, qualified", "region": "APAC"}
+ROWS = [{"id": i, "query": f"lead {i} qualified" if i % 2 else f"lead {i}", "region": "EU"} for i in range(6)]
+
+
+@pytest.fixture
+def counting(local_backend):
+    return CountingBackend(local_backend)
+
+
+@pytest.fixture
+def client(counting):
+    with Client(backend=counting, progress=False) as client:
+        yield client
+
+
+def test_a_repeated_run_function_is_answered_by_the_cache(client, counting):
+    first = client.run_function("lead-qualifier", LEAD)
+    again = client.run_function("lead-qualifier", dict(reversed(LEAD.items())))  # same input, other key order
+    assert len(counting.run_calls) == 1
+    assert (again.output, again.confidence, again["predictions"]) == (
+        first.output,
+        first.confidence,
+        first["predictions"],
+    )
+    assert again.request_id is None and again["cached"] is True and again.usage["cost_usd"] == 0.0
+    assert (client.stats.calls, client.stats.cache_hits) == (1, 1)
+
+
+def test_cache_false_calls_the_backend_again(client, counting):
+    client.run_function("lead-qualifier", LEAD)
+    fresh = client.run_function("lead-qualifier", LEAD, cache=False)
+    assert len(counting.run_calls) == 2 and fresh.request_id is not None
+
+
+def test_answers_without_confidence_are_not_served_from_the_cache(client, counting):
+    client.run_function("lead-qualifier", LEAD)
+    bare = client.run_function("lead-qualifier", LEAD, confidence_scoring=False)
+    assert len(counting.run_calls) == 2 and bare.request_id is not None
+
+
+def test_a_python_answer_is_a_cache_hit_for_sutro_run_on_the_same_backend(client, counting):
+    client.run_function("lead-qualifier", LEAD)
+    con = connect(backend=counting, progress=False)
+    try:
+        con.execute("CREATE TABLE leads AS SELECT $q AS query, $r AS region", {"q": LEAD["query"], "r": LEAD["region"]})
+        (answer,) = con.sql(
+            "SELECT sutro_run('lead-qualifier', {'query': query, 'region': region}) FROM leads"
+        ).fetchall()[0]
+        assert answer["response"] == client.run_function("lead-qualifier", LEAD).output
+        assert len(counting.run_calls) == 1 and session_for(con).stats.cache_hits == 1
+    finally:
+        con.close()
+
+
+def test_the_same_batch_re_attaches_to_its_job(client, counting):
+    first = client.batch_run_function("lead-qualifier", ROWS, id_column="id")
+    again = client.batch_run_function("lead-qualifier", list(ROWS), id_column="id")
+    assert again == first and counting.submissions == 1
+    assert (client.stats.jobs_submitted, client.stats.jobs_reattached) == (1, 1)
+
+
+def test_other_rows_or_cache_false_submit_a_new_job(client, counting):
+    first = client.batch_run_function("lead-qualifier", ROWS, id_column="id")
+    other = client.batch_run_function("lead-qualifier", ROWS[:-1], id_column="id")
+    forced = client.batch_run_function("lead-qualifier", ROWS, id_column="id", cache=False)
+    assert len({first, other, forced}) == 3 and counting.submissions == 3
+
+
+def test_a_cancelled_batch_is_submitted_again(client, counting, keyword_engine):
+    keyword_engine.delay = 0.5  # a 3 s job: cancelled long before it ends
+    first = client.batch_run_function("lead-qualifier", ROWS)
+    client.cancel_job(first)
+    client.poll_interval = 0.02
+    with pytest.raises(Exception, match="CANCELLED"):
+        client.wait_for_job(first, timeout=30)
+    keyword_engine.delay = 0
+    assert client.batch_run_function("lead-qualifier", ROWS) != first and counting.submissions == 2
+
+
+def test_the_ledger_outlives_the_client(counting, local_backend):
+    with Client(backend=counting, progress=False) as one:
+        first = one.batch_run_function("lead-qualifier", ROWS)
+    with Client(backend=local_backend, progress=False) as two:
+        assert two.batch_run_function("lead-qualifier", ROWS) == first
+    assert counting.submissions == 1
