@@ -77,7 +77,9 @@ def test_settings_never_show_the_api_key():
 
 
 def test_backend_is_remote_when_a_url_is_configured_and_never_names_the_key(home):
-    backend = build_client(PluginSettings(api_url="http://127.0.0.1:9/v1", api_key="sk-secret-123", home=str(home))).backend
+    backend = build_client(
+        PluginSettings(api_url="http://127.0.0.1:9/v1", api_key="sk-secret-123", home=str(home))
+    ).backend
     try:
         assert type(backend).__name__ == "RemoteBackend"
         assert "sk-secret-123" not in backend.identity
