@@ -130,6 +130,8 @@ class Client:
         self._calls = RealtimeCalls(self.backend, self.answers, self.stats, max_concurrency)
         self._waiter = JobWaiter(self.backend)
         self._functions: dict[str, tuple[FunctionRef, float]] = {}
+        self._submissions: dict[str, threading.Lock] = {}  # content key -> its submission lock
+        self._submissions_lock = threading.Lock()
         self._output_columns: dict[str, str] = {}  # job id -> output_column given at submission
 
     def close(self) -> None:
@@ -200,12 +202,13 @@ class Client:
         return FunctionRunResult(answer.response if answer.response is not None else response_from_row(ref, answer.row))
 
     def answer_inputs(
-        self, ref: FunctionRef, payloads: dict[str, Any], *, cache: bool = True
+        self, ref: FunctionRef, payloads: dict[str, Any], *, cache: bool = True, epoch: int | None = None
     ) -> dict[str, Answer | SutroSQLError]:
         """Real-time answers for many distinct inputs (canonical text -> what to send): cached ones
         from the cache, the rest called concurrently; a row-level failure is returned as its error,
-        a fatal one raises. What `sutro_run` uses for the inputs its memory does not hold."""
-        return self._calls.answer(ref, payloads, use_cache=self.cache_enabled and cache)
+        a fatal one raises. What `sutro_run` uses for the inputs its memory does not hold; `epoch`
+        names its statement, so answers computed for it are not reported as cached."""
+        return self._calls.answer(ref, payloads, use_cache=self.cache_enabled and cache, epoch=epoch)
 
     def cached_answers(self, ref: FunctionRef, canonicals: list[str], *, cache: bool = True) -> list[dict | None]:
         """Per canonical input its cached `sutro_run` value, or None (all None when the cache is off)."""
@@ -293,36 +296,50 @@ class Client:
     ) -> BatchJob:
         """The job for `rows`: the one this content already has on this backend (found in the
         ledger, or by the backend from `content_key`), else a new one, recorded in the ledger.
-        Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches."""
-        identity = self.backend.identity
-        known = self._known_job(content_key) if content_key is not None else None
-        if known is not None:
-            self.stats.count(jobs_reattached=1)
-            return BatchJob(known, True)
-        job_id = self.backend.submit_batch(
-            ref.name,
-            rows,
-            job_priority=job_priority,
-            dry_run=dry_run,
-            job_name=job_name,
-            description=description,
-            id_column=id_column,
-            content_key=content_key,
-        )
-        if content_key is not None:
-            self.answers.record_job(identity, content_key, job_id)
-        self.stats.count(jobs_submitted=1)
-        return BatchJob(job_id, False)
+        Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches; two threads
+        submitting the same content at once get one job, submitted once."""
+        with self._submission_lock(content_key):
+            known = self._known_job(content_key) if content_key is not None else None
+            if known is not None:
+                self.stats.count(jobs_reattached=1)
+                return BatchJob(known, True)
+            job_id = self.backend.submit_batch(
+                ref.name,
+                rows,
+                job_priority=job_priority,
+                dry_run=dry_run,
+                job_name=job_name,
+                description=description,
+                id_column=id_column,
+                content_key=content_key,
+            )
+            if content_key is not None:
+                self.answers.record_job(self.backend.identity, content_key, job_id)
+            self.stats.count(jobs_submitted=1)
+            return BatchJob(job_id, False)
+
+    def _submission_lock(self, content_key: str | None) -> threading.Lock:
+        """One lock per content key (a fresh one for content without a key: nothing to share)."""
+        if content_key is None:
+            return threading.Lock()
+        with self._submissions_lock:
+            return self._submissions.setdefault(content_key, threading.Lock())
 
     def run_batch_job(
         self, ref: FunctionRef, rows: Any, *, content_key: str, progress: bool | None = None, **options: Any
     ) -> dict[str, Any]:
         """`submit_or_attach`, then wait (with a progress bar, see `wait_for_job`) and count the
-        usage of a job this Client submitted; returns the final job object."""
+        usage this wait saw: all of a job this Client submitted, and what a re-attached job did
+        after re-attaching (a resumed job's remaining rows are paid for by this run)."""
         job = self.submit_or_attach(ref, rows, content_key=content_key, **options)
+        before = self.backend.get_job(job.job_id) if job.reattached else {}
         final = self.wait_for_job(job.job_id, progress=progress)
-        if not job.reattached and not options.get("dry_run"):
-            self.stats.count_usage(final, cost=final.get("job_cost") or 0.0)
+        if not options.get("dry_run"):
+            self.stats.count(
+                input_tokens=_usage_delta(final, before, "input_tokens"),
+                output_tokens=_usage_delta(final, before, "output_tokens"),
+                cost_usd=_usage_delta(final, before, "job_cost"),
+            )
         return final
 
     def job_answers(self, ref: FunctionRef, job_id: str, expected_rows: int) -> list[dict[str, Any]]:
@@ -442,6 +459,11 @@ class Client:
         except NotFoundError:  # the Function was removed since the job ran
             return None
         return output_arrow_schema(spec) if spec is not None and spec.kind == "extraction" else None
+
+
+def _usage_delta(after: dict[str, Any], before: dict[str, Any], field: str) -> Any:
+    """How much of a job's `field` (tokens, cost) accrued between two reads of the job object."""
+    return (after.get(field) or 0) - (before.get(field) or 0)
 
 
 def batch_input(data: Any, *, id_column: str | None = None) -> Any:

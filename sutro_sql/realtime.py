@@ -5,6 +5,8 @@ DuckDB runs `sutro_run` on several threads).
 
 An answer is stored in the cache before its in-flight entry goes, so a concurrent caller always
 finds one or the other, never neither. A failed call is forgotten, so a later query tries again.
+A caller may name the statement (`epoch`) it answers for: an answer this pool computed for the
+same statement is then not reported as cached, since it was not there before the statement.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from .backends.base import Backend
 from .errors import SutroSQLError
 from .inputs import FunctionRef
 from .stats import Stats
+
+#: Statements whose computed answers are remembered (to tell dedup from cache hits).
+RECENT_STATEMENTS = 64
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class RealtimeCalls:
         self.max_concurrency = max_concurrency
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sutro-call")
         self._inflight: dict[str, Future[Answer]] = {}
+        self._computed: dict[int, set[str]] = {}  # recent statement epoch -> answer keys computed for it
         self._lock = threading.Lock()
 
     def answer(
@@ -53,6 +59,7 @@ class RealtimeCalls:
         *,
         use_cache: bool = True,
         confidence_scoring: bool = True,
+        epoch: int | None = None,
     ) -> dict[str, Answer | SutroSQLError]:
         """Per canonical input (the keys of `payloads`, each mapped to what to send), its Answer,
         or the SutroSQLError of its failed call when the error is about the row (not fatal).
@@ -63,9 +70,11 @@ class RealtimeCalls:
         results: dict[str, Answer | SutroSQLError] = {}
         if use_cache:
             stored = self.cache.get_many(list(keys.values()))
-            for canonical, key in keys.items():
-                if key in stored:
-                    results[canonical] = Answer(stored[key], None, True)
+            with self._lock:
+                mine = self._computed.get(epoch, set()) if epoch is not None else set()
+                for canonical, key in keys.items():
+                    if key in stored:
+                        results[canonical] = Answer(stored[key], None, key not in mine)
         calls: dict[str, Future[Answer]] = {}
         started: list[str] = []  # in-flight entries this caller created, and must remove
         try:
@@ -92,12 +101,21 @@ class RealtimeCalls:
                 results[canonical] = answer
                 if use_cache and keys[canonical] in started:
                     fresh.append((keys[canonical], answer.row))
+            if epoch is not None and fresh:
+                self._remember_computed(epoch, [key for key, _ in fresh])
             self.cache.put_many(fresh)
         finally:
             with self._lock:
                 for key in started:
                     self._inflight.pop(key, None)
         return results
+
+    def _remember_computed(self, epoch: int, keys: list[str]) -> None:
+        """Note answers computed for statement `epoch`, for the recent statements only."""
+        with self._lock:
+            self._computed.setdefault(epoch, set()).update(keys)
+            while len(self._computed) > RECENT_STATEMENTS:
+                self._computed.pop(next(iter(self._computed)))
 
     def _submit(self, ref: FunctionRef, payload: Any, confidence_scoring: bool) -> Future[Answer]:
         return self._executor.submit(self._call, ref, payload, confidence_scoring)

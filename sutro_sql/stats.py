@@ -15,7 +15,10 @@ class Stats:
     (memory or disk) instead of a call; rows_answered / rows_failed: SQL rows given an
     answer / an error (scalar and batch); jobs_submitted / jobs_reattached: batch jobs
     created / found again for the same content; tokens and cost: usage of the calls and
-    jobs this client paid for (cache hits and re-attached jobs cost nothing again).
+    jobs this client paid for (cache hits cost nothing again; a re-attached job counts what it
+    did after this client re-attached to it). A cache hit is a row whose answer was there
+    before its statement began: a repeat of an input its own statement computed is dedup,
+    counted neither as a call nor as a hit.
     Thread-safe: DuckDB runs UDFs on several threads at once.
     """
 
@@ -38,13 +41,13 @@ class Stats:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
-    def count_usage(self, usage: dict[str, Any] | None, cost: float | None = None) -> None:
-        """Add a v1 `usage` object's tokens (and `cost_usd`, unless `cost` is given)."""
+    def count_usage(self, usage: dict[str, Any] | None) -> None:
+        """Add a v1 `usage` object's tokens and cost."""
         usage = usage or {}
         self.count(
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
-            cost_usd=float(usage.get("cost_usd") or 0.0) if cost is None else float(cost),
+            cost_usd=float(usage.get("cost_usd") or 0.0),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -3,9 +3,12 @@ and re-attach as SQL, and share them with SQL on the same backend."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from sutro_sql.client import Client
+from sutro_sql.client import Client, batch_content_key
 from sutro_sql.sql_layer import connect, session_for
 from tests.sql_support import CountingBackend
 
@@ -94,3 +97,40 @@ def test_the_ledger_outlives_the_client(counting, local_backend):
     with Client(backend=local_backend, progress=False) as two:
         assert two.batch_run_function("lead-qualifier", ROWS) == first
     assert counting.submissions == 1
+
+
+def test_two_threads_submitting_the_same_batch_get_one_job(client, counting, monkeypatch):
+    submit = counting.submit_batch
+    entered = threading.Barrier(2, timeout=10)
+
+    def slow_submit(*args, **kwargs):
+        time.sleep(0.3)  # both threads are inside submit_or_attach by now
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(counting, "submit_batch", slow_submit)
+    ids = []
+
+    def run():
+        entered.wait()
+        ids.append(client.batch_run_function("lead-qualifier", ROWS))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1 and counting.submissions == 1
+    assert (client.stats.jobs_submitted, client.stats.jobs_reattached) == (1, 1)
+
+
+def test_re_attaching_to_a_running_job_counts_the_usage_it_saw(client, local_backend, keyword_engine):
+    keyword_engine.delay = 0.05  # a 1.2 s job: the second client attaches while it runs
+    rows = [{"query": f"lead {i}", "region": "EU"} for i in range(24)]
+    client.batch_run_function("lead-qualifier", rows)
+    with Client(backend=local_backend, progress=False) as second:
+        ref = second.function("lead-qualifier")
+        key = batch_content_key(ref, rows, id_column=None, dry_run=False)
+        final = second.run_batch_job(ref, rows, content_key=key)
+    assert second.stats.jobs_reattached == 1 and second.stats.jobs_submitted == 0
+    assert 0 < second.stats.input_tokens <= final["input_tokens"]
+    assert client.stats.input_tokens == 0  # the submitter never waited: it saw nothing

@@ -100,7 +100,10 @@ class FunctionAnswers:
 
     Inputs are found by the DuckDB `hash()` of the input value (an int, cheap to
     look up), confirmed against the exact input text, so a hash collision can only
-    cost a slow lookup, never a wrong answer."""
+    cost a slow lookup, never a wrong answer. Each answer also records the statement
+    (`epoch`) whose call computed it, 0 when it came from elsewhere (the disk, another
+    process): a repeat within the statement that computed an answer is dedup, not a
+    cache hit, however DuckDB splits the rows into vectors."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()  # held by callers that check memory and in-flight calls together
@@ -110,6 +113,8 @@ class FunctionAnswers:
         self._text_slots_np = np.empty(0, np.int64)
         self._by_canonical: dict[str, int] = {}
         self._answers = _GrowingArray(ANSWER_TYPE)
+        self._epochs: list[int] = []  # answer slot -> the statement that computed it (0: none)
+        self._epochs_np = np.empty(0, np.int64)
 
     def lookup_rows(self, hashes: np.ndarray, inputs: pa.Array) -> pa.Array | None:
         """Per row, the answer slot of its input (NULL for NULL input); None if any input is new."""
@@ -148,8 +153,9 @@ class FunctionAnswers:
             slot = self._by_canonical.get(canonical)
             return None if slot is None else self._answers.value(slot)
 
-    def remember(self, canonical: str, row: dict[str, Any] | None = None) -> int:
+    def remember(self, canonical: str, row: dict[str, Any] | None = None, epoch: int = 0) -> int:
         """Remember `row` for `canonical` (or reuse the slot already holding it); returns the slot.
+        `epoch`: the statement whose call computed `row` (0: it was not computed here).
         Without an input text: `sutro_batch` answers are found by canonical form until a
         `sutro_run` vector maps its text to them (`add`)."""
         with self.lock:
@@ -159,13 +165,14 @@ class FunctionAnswers:
                     self._clear()
                 slot = len(self._answers)
                 self._answers.append(row)
+                self._epochs.append(epoch)
                 self._by_canonical[canonical] = slot
             return slot
 
-    def add(self, text: str, text_hash: int, canonical: str, row: dict[str, Any] | None = None) -> int:
+    def add(self, text: str, text_hash: int, canonical: str, row: dict[str, Any] | None = None, epoch: int = 0) -> int:
         """Remember `row` for `canonical` (see `remember`) and map the input `text` to its slot."""
         with self.lock:
-            slot = self.remember(canonical, row)
+            slot = self.remember(canonical, row, epoch)
             entry = self._by_hash.get(text_hash)
             if entry is not None and self._texts.value(entry) == text and self._text_slots[entry] == slot:
                 return slot  # this text is already known
@@ -173,6 +180,13 @@ class FunctionAnswers:
             self._texts.append(text)
             self._text_slots.append(slot)
             return slot
+
+    def computed_in(self, slots: np.ndarray, epoch: int) -> np.ndarray:
+        """Per slot, whether statement `epoch` computed its answer."""
+        with self.lock:
+            if len(self._epochs_np) < len(self._epochs):
+                self._epochs_np = np.asarray(self._epochs, np.int64)
+            return self._epochs_np[slots] == epoch
 
     def row(self, slot: int) -> dict[str, Any]:
         return self._answers.value(slot)
@@ -189,6 +203,8 @@ class FunctionAnswers:
         self._text_slots_np = np.empty(0, np.int64)
         self._by_canonical.clear()
         self._answers = _GrowingArray(ANSWER_TYPE)
+        self._epochs = []
+        self._epochs_np = np.empty(0, np.int64)
 
 
 class _GrowingArray:

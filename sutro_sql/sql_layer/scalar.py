@@ -3,7 +3,9 @@
 Per vector (up to 2048 rows) the input STRUCTs arrive as JSON text (the macro
 wraps them in `to_json`) with DuckDB's `hash()` of each. Warm path: the memory
 cache finds every row's answer by hash (confirmed by text) and one Arrow `take`
-builds the result. Otherwise Arrow `dictionary_encode` dedups the vector; each
+builds the result. A row is a cache hit when its answer was there before the
+statement (its `txid_current()`) began; a repeat of an input the statement itself
+computed is dedup, counted neither as a call nor as a hit. Otherwise Arrow `dictionary_encode` dedups the vector; each
 distinct input is found in memory, else converted and canonicalized (the one
 converter, `sutro_sql.inputs`) and handed to the Client, which answers from the
 disk cache or calls the backend (concurrently, each input once, sharing calls in
@@ -29,7 +31,7 @@ ON_ERROR_MODES = ("raise", "null")
 
 
 class ScalarRunner:
-    """The `_sutro_run(fn, input_json, input_hash, on_error, cache)` Arrow UDF of one session.
+    """The `_sutro_run(fn, input_json, input_hash, on_error, cache, txid)` Arrow UDF of one session.
 
     Row counters skip the bind-time evaluation of constant calls (DuckDB's Python
     relations evaluate them again when they run); backend calls are always counted."""
@@ -38,7 +40,13 @@ class ScalarRunner:
         self.session = session
 
     def __call__(
-        self, fn: pa.ChunkedArray, inputs: pa.ChunkedArray, hashes: pa.ChunkedArray, on_error: Any, cache: Any
+        self,
+        fn: pa.ChunkedArray,
+        inputs: pa.ChunkedArray,
+        hashes: pa.ChunkedArray,
+        on_error: Any,
+        cache: Any,
+        txid: pa.ChunkedArray,
     ) -> pa.Array:
         inputs = _array(inputs)
         rows = len(inputs)
@@ -50,14 +58,16 @@ class ScalarRunner:
             raise QueryError(f"sutro_run: on_error must be 'raise' or 'null', got {mode!r}")
         use_cache = self.session.cache_enabled and _array(cache)[0].as_py() is not False
         answers = self.session.memory(ref)
+        epoch = self.session.epoch(_array(txid)[0].as_py())
         row_hashes = _array(hashes).to_numpy(zero_copy_only=False)
         if use_cache:  # the warm path: every input seen before
             slots = answers.lookup_rows(row_hashes, inputs)
             if slots is not None:
-                answered = rows - inputs.null_count
-                self._count_rows(cache_hits=answered, rows_answered=answered)
+                valid = slots.drop_null().to_numpy()
+                deduped = int(answers.computed_in(valid, epoch).sum())
+                self._count_rows(cache_hits=len(valid) - deduped, rows_answered=len(valid))
                 return answers.take(slots)
-        return self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache)
+        return self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache, epoch)
 
     def _answer_vector(
         self,
@@ -67,6 +77,7 @@ class ScalarRunner:
         row_hashes: np.ndarray,
         mode: str,
         use_cache: bool,
+        epoch: int,
     ) -> pa.Array:
         """Dedup the vector, answer each distinct input (memory, then the Client), spread back to rows."""
         encoded = pc.dictionary_encode(inputs)
@@ -80,19 +91,18 @@ class ScalarRunner:
 
         slots = answers.slots_for_texts(texts, text_hashes) if use_cache else [None] * len(texts)
         misses = [i for i, slot in enumerate(slots) if slot is None]
-        from_cache = [i for i, slot in enumerate(slots) if slot is not None]
         failures: dict[int, SutroSQLError] = {}
         if misses:
-            resolved, cached = self._resolve(ref, answers, texts, text_hashes, misses, use_cache, failures)
-            from_cache += cached
+            resolved = self._resolve(ref, answers, texts, text_hashes, misses, use_cache, failures, epoch)
             for i in misses:
                 slots[i] = resolved.get(i)
         failed = int(rows_per_input[list(failures)].sum()) if failures else 0
-        self._count_rows(
-            cache_hits=int(rows_per_input[from_cache].sum()) if from_cache else 0,
-            rows_answered=len(valid_codes) - failed,
-            rows_failed=failed,
-        )
+        hits = 0
+        if use_cache:  # an answer is a hit unless this statement computed it
+            held = [i for i in range(len(texts)) if i not in failures]
+            fresh = answers.computed_in(np.array([slots[i] for i in held], np.int64), epoch)
+            hits = int(rows_per_input[held].sum() - rows_per_input[held][fresh].sum()) if held else 0
+        self._count_rows(cache_hits=hits, rows_answered=len(valid_codes) - failed, rows_failed=failed)
         if failures and mode == "raise":
             first = min(failures)
             raise row_failure(ref.name, texts[first], failures[first])
@@ -112,14 +122,14 @@ class ScalarRunner:
         misses: list[int],
         use_cache: bool,
         failures: dict[int, SutroSQLError],
-    ) -> tuple[dict[int, int | dict[str, Any]], list[int]]:
+        epoch: int,
+    ) -> dict[int, int | dict[str, Any]]:
         """Answer the inputs at `misses`: memory by canonical form, else the Client (its disk
-        cache, else the backend).
+        cache, else the backend); answers computed for statement `epoch` are marked with it.
 
-        Returns, per index, a memory slot (cache on) or the answer row (cache off), and the
-        indices the cache answered; failed rows go to `failures` instead."""
+        Returns, per index, a memory slot (cache on) or the answer row (cache off); failed rows
+        go to `failures` instead."""
         resolved: dict[int, int | dict[str, Any]] = {}
-        cached: list[int] = []
         payloads: dict[str, Any] = {}
         pending: dict[str, list[int]] = {}  # canonical input -> indices still to answer
         for i in misses:
@@ -131,23 +141,24 @@ class ScalarRunner:
             slot = answers.slot_for_canonical(canonical) if use_cache else None
             if slot is not None:
                 resolved[i] = answers.add(texts[i], hashes[i], canonical)
-                cached.append(i)
                 continue
             payloads[canonical] = payload
             pending.setdefault(canonical, []).append(i)
         if not pending:
-            return resolved, cached
-        for canonical, answer in self.session.client.answer_inputs(ref, payloads, cache=use_cache).items():
+            return resolved
+        client = self.session.client
+        for canonical, answer in client.answer_inputs(ref, payloads, cache=use_cache, epoch=epoch).items():
             indices = pending[canonical]
             if isinstance(answer, SutroSQLError):
                 for i in indices:
                     failures[i] = answer
                 continue
-            if answer.cached:
-                cached += indices
+            computed_by = 0 if answer.cached else epoch
             for i in indices:
-                resolved[i] = answers.add(texts[i], hashes[i], canonical, answer.row) if use_cache else answer.row
-        return resolved, cached
+                resolved[i] = (
+                    answers.add(texts[i], hashes[i], canonical, answer.row, computed_by) if use_cache else answer.row
+                )
+        return resolved
 
     def _count_rows(self, **deltas: int) -> None:
         if not binding_a_relation():

@@ -15,6 +15,7 @@ connection's UDFs hold the session, so both live exactly as long as the connecti
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 
 #: Default for `auto_batch`: lift `sutro_run` to one batch job above this many distinct inputs.
 DEFAULT_AUTO_BATCH_THRESHOLD = 1000
+
+#: Statements (DuckDB transactions) whose epoch a session remembers: more than run at once.
+LIVE_STATEMENTS = 256
+#: Statement epochs, unique in the process; 0 means "no statement".
+_STATEMENT_EPOCHS = itertools.count(1)
 
 _SESSIONS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, SutroSession] = weakref.WeakKeyDictionary()
 _SESSIONS_LOCK = threading.Lock()
@@ -62,6 +68,8 @@ class SutroSession:
         self.progress = progress
         self.auto_batch_threshold = auto_batch_threshold
         self.workdir = tempfile.mkdtemp(prefix="sutro-sql-")
+        self._epochs: dict[int, int] = {}
+        self._epoch_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _release, client if owns_client else None, self.workdir)
 
     @property
@@ -81,6 +89,17 @@ class SutroSession:
 
     def count(self, **deltas: float) -> None:
         self.client.stats.count(**deltas)
+
+    def epoch(self, txid: int) -> int:
+        """A process-wide number for the statement running as DuckDB transaction `txid` on this
+        session's database (statements of different cursors run at once, so several are live)."""
+        with self._epoch_lock:
+            epoch = self._epochs.get(txid)
+            if epoch is None:
+                epoch = self._epochs[txid] = next(_STATEMENT_EPOCHS)
+                while len(self._epochs) > LIVE_STATEMENTS:
+                    self._epochs.pop(next(iter(self._epochs)))
+            return epoch
 
     def function(self, name: Any) -> FunctionRef:
         """The Function called `name`, checked: a clear error for a bad or unknown name."""
@@ -169,7 +188,7 @@ def register(
     con.create_function(
         "_sutro_run",
         ScalarRunner(session),
-        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN"],
+        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN", "UBIGINT"],
         duckdb.sqltype(ANSWER_SQL_TYPE),
         type="arrow",
         null_handling="special",
@@ -192,7 +211,7 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     registered connection (dbt runs every model on one) needs only this call."""
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true) "
-        "AS _sutro_run(fn, to_json(input), hash(input), on_error, cache)"
+        "AS _sutro_run(fn, to_json(input), hash(input), on_error, cache, txid_current())"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
