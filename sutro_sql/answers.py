@@ -51,16 +51,57 @@ CLASSIFICATION_COLUMNS = pa.schema(
 )
 
 
-def answer_row(response: dict[str, Any]) -> dict[str, Any]:
-    """A v1 run-function response -> one `sutro_run` STRUCT value (a plain dict for pyarrow)."""
-    usage = response.get("usage") or {}
-    predictions = response.get("predictions")
+#: Keys of an answer envelope (the v1 run response, a batch `outputs` object, their variants);
+#: an object with other keys is an extraction's fields.
+ENVELOPE_KEYS = frozenset(
+    {"response", "label", "output", "content", "predictions", "confidence", "confidence_score", "rationale"}
+    | {"reasoning_content", "usage", "request_id", "run_id", "function", "cached"}
+)
+
+
+def normalize_answer(answer: dict[str, Any], kind: str | None) -> dict[str, Any]:
+    """Every documented answer shape -> one set of fields: `response` (the label; classification
+    only), `output` (the answer value), `confidence`, `predictions` (highest first), `rationale`.
+
+    Accepted: the label in `response`, `label` or only in `output` (a shape the SDK's own tests
+    use); the answer in `output` or `content`, or inside a legacy ``{"content": ...,
+    "reasoning_content": ...}`` envelope; `confidence` or `confidence_score`; `run_id` or not.
+    `kind` is the Function's kind, or None when unknown (a remote Function): then an answer
+    with a label, predictions or a scalar output is a classification."""
+    output = answer["output"] if "output" in answer else answer.get("content")
+    rationale = answer.get("rationale")
+    if isinstance(output, dict) and "content" in output and set(output) <= {"content", "reasoning_content"}:
+        rationale = rationale if rationale is not None else output.get("reasoning_content")
+        output = output["content"]
+    label = answer["response"] if answer.get("response") is not None else answer.get("label")
+    predictions = answer.get("predictions")
+    if kind is None:
+        scalar_output = output is not None and not isinstance(output, (dict, list))
+        kind = "classification" if label is not None or predictions is not None or scalar_output else "extraction"
+    if kind == "classification":
+        if label is None:
+            label = output.get("label", output.get("response")) if isinstance(output, dict) else output
+        if output is None:
+            output = label
+    ranked = (
+        None if predictions is None else sorted(map(_prediction, predictions), key=lambda p: -(p["confidence"] or 0))
+    )
+    confidence = answer["confidence"] if answer.get("confidence") is not None else answer.get("confidence_score")
     return {
-        "response": _text_or_none(response.get("response")),
-        "output": json.dumps(response.get("output"), ensure_ascii=False, sort_keys=False),
-        "confidence": _float_or_none(response.get("confidence")),
-        "predictions": None if predictions is None else [_prediction(p) for p in predictions],
-        "rationale": _text_or_none(response.get("rationale")),
+        "response": _text_or_none(label) if kind == "classification" else None,
+        "output": output,
+        "confidence": _float_or_none(confidence),
+        "predictions": ranked,
+        "rationale": _text_or_none(rationale),
+    }
+
+
+def answer_row(response: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """A v1 run-function response (any documented shape) -> one `sutro_run` STRUCT value."""
+    usage = response.get("usage") or {}
+    fields = normalize_answer(response, kind)
+    return fields | {
+        "output": json.dumps(fields["output"], ensure_ascii=False),
         "usage": {
             "input_tokens": int(usage.get("input_tokens") or 0),
             "output_tokens": int(usage.get("output_tokens") or 0),
@@ -72,33 +113,6 @@ def answer_row(response: dict[str, Any]) -> dict[str, Any]:
 def error_row(message: str) -> dict[str, Any]:
     """The `sutro_run` value of a failed row under `on_error := 'null'`: only `error` is set."""
     return {name: None for name in ANSWER_TYPE.names} | {"error": message}
-
-
-def batch_answer(output_json: str | None, kind: str | None) -> dict[str, Any]:
-    """One `outputs` cell of a batch job (JSON text) -> a dict of answer fields.
-
-    Classification: response, confidence, predictions, rationale. Extraction: the
-    output object's fields (plus `rationale`). Accepts the answer object itself
-    (``{"response": ..., "predictions": ...}`` or the extracted fields) or a
-    v1-style envelope with an ``output`` key, so it reads any backend's results.
-    """
-    if output_json is None:
-        return {}
-    value = json.loads(output_json)
-    if not isinstance(value, dict):
-        return {"response": _text_or_none(value)}
-    is_classification = kind == "classification" or (kind is None and "response" in value)
-    if is_classification:
-        label = value.get("response", value.get("output", value.get("label")))
-        predictions = value.get("predictions")
-        return {
-            "response": _text_or_none(label),
-            "confidence": _float_or_none(value.get("confidence")),
-            "predictions": None if predictions is None else [_prediction(p) for p in predictions],
-            "rationale": _text_or_none(value.get("rationale")),
-        }
-    fields = value.get("output") if isinstance(value.get("output"), dict) else value
-    return dict(fields)
 
 
 def _prediction(item: Any) -> dict[str, Any]:
@@ -144,7 +158,9 @@ def response_from_row(ref: FunctionRef, row: dict[str, Any]) -> dict[str, Any]:
 
 def job_answer_rows(kind: str | None, results: pa.Table) -> list[dict[str, Any]]:
     """Batch results (`outputs`, `confidence_score`, `error` columns) -> `sutro_run` values;
-    `usage` is per job, so NULL. `kind`: the Function's kind, or None when unknown (remote)."""
+    `usage` is per job, so NULL. `kind`: the Function's kind, or None when unknown (remote).
+    An `outputs` cell is JSON text: an answer envelope (see `normalize_answer`), an
+    extraction's object itself, or a bare label."""
     rows = []
     for text, score, error in zip(
         results.column("outputs").to_pylist(),
@@ -155,18 +171,13 @@ def job_answer_rows(kind: str | None, results: pa.Table) -> list[dict[str, Any]]
         if error is not None or text is None:
             rows.append({"error": error or "no answer"})
             continue
-        answer = batch_answer(text, kind)
-        if "response" in answer:  # classification
-            confidence = answer.get("confidence")
-            rows.append(
-                {
-                    "response": answer["response"],
-                    "output": json.dumps(answer["response"], ensure_ascii=False),
-                    "confidence": score if confidence is None else confidence,
-                    "predictions": answer.get("predictions"),
-                    "rationale": answer.get("rationale"),
-                }
-            )
-        else:
-            rows.append({"output": json.dumps(answer, ensure_ascii=False), "confidence": score})
+        value = json.loads(text)
+        if not isinstance(value, dict) or (kind != "extraction" and not set(value) <= ENVELOPE_KEYS):
+            value = {"output": value}  # a bare label, or an extraction's fields
+        elif kind == "extraction" and "output" not in value:
+            value = {"output": value}
+        fields = normalize_answer(value, kind)
+        if fields["confidence"] is None:
+            fields["confidence"] = score
+        rows.append(fields | {"output": json.dumps(fields["output"], ensure_ascii=False)})
     return rows

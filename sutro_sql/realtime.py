@@ -124,7 +124,7 @@ class RealtimeCalls:
         self.stats.count(calls=1)
         response = self.backend.run_function(ref.name, payload, confidence_scoring=confidence_scoring)
         self.stats.count_usage(response.get("usage"))
-        return Answer(answer_row(response), response, False)
+        return Answer(answer_row(response, ref.kind), response, False)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
