@@ -29,20 +29,26 @@ from .errors import (
 from .functions import FunctionExample, FunctionInput, FunctionSpec, load_spec_file, load_specs
 
 _LAZY = {
-    # client: the official SDK's Function surface
+    # the official SDK's Function surface: the Client, and module-level functions on a default one
     "Client": "sutro_sql.client",
-    "run_function": "sutro_sql.client",
-    "batch_run_function": "sutro_sql.client",
-    "await_job_completion": "sutro_sql.client",
-    "get_job_results": "sutro_sql.client",
-    "get_job_status": "sutro_sql.client",
-    "cancel_job": "sutro_sql.client",
-    "list_jobs": "sutro_sql.client",
-    "publish_function": "sutro_sql.client",
-    "wait_for_job": "sutro_sql.client",
     "FunctionRunResult": "sutro_sql.client",
-    "open_backend": "sutro_sql.backends",
+    "run_function": "sutro_sql.default_client",
+    "batch_run_function": "sutro_sql.default_client",
+    "await_job_completion": "sutro_sql.default_client",
+    "get_job_results": "sutro_sql.default_client",
+    "get_job_status": "sutro_sql.default_client",
+    "cancel_job": "sutro_sql.default_client",
+    "list_jobs": "sutro_sql.default_client",
+    "get_quotas": "sutro_sql.default_client",
+    "attach": "sutro_sql.default_client",
+    "wait_for_job": "sutro_sql.default_client",
+    "set_api_url": "sutro_sql.default_client",
+    "set_base_url": "sutro_sql.default_client",
+    "set_api_key": "sutro_sql.default_client",
+    "try_authentication": "sutro_sql.default_client",
+    "publish_function": "sutro_sql.default_client",
     # backends
+    "open_backend": "sutro_sql.backends",
     "LocalBackend": "sutro_sql.backends.local",
     "RemoteBackend": "sutro_sql.backends.remote",
     # SQL

@@ -21,14 +21,13 @@ it) and identical batches re-attach to their job.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
+import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,18 @@ from pydantic import BaseModel
 from .answer_cache import AnswerCache, answer_key
 from .answers import job_answer_rows, response_from_row
 from .backends import open_backend
-from .backends.base import Backend, check_job_description, check_job_name
+from .backends.base import TERMINAL_STATUSES, Backend, check_job_description, check_job_name
 from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef, canonical_json
 from .realtime import Answer, RealtimeCalls
 from .results import job_results_frame
 from .stats import Stats
+from .urls import normalize_api_url
 from .waiting import JobWaiter
 
 BATCH_FILE_SUFFIXES = (".csv", ".parquet")
+logger = logging.getLogger("sutro_sql.client")
 #: Statuses after which a batch with the same content is submitted again rather than re-attached.
 RESTARTABLE_STATUSES = frozenset({"FAILED", "CANCELLED"})
 #: Default real-time calls in flight per Client.
@@ -119,25 +120,45 @@ class Client:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._owns_backend = backend is None
-        self.backend: Backend = (
-            backend if backend is not None else open_backend(home, api_url, api_key, max_concurrency=max_concurrency)
-        )
+        self._home, self._api_url, self._api_key = home, api_url, api_key
         self.progress = progress
         self.max_concurrency = max_concurrency
         self.cache_enabled = cache
-        self.answers = AnswerCache.open(self.backend.home)
         self.stats = Stats()
-        self._calls = RealtimeCalls(self.backend, self.answers, self.stats, max_concurrency)
-        self._waiter = JobWaiter(self.backend)
+        self._backend: Backend | None = None
+        self._poll_interval = 1.0
+        self._unconfigured: ConfigurationError | None = None
+        self._use(
+            backend if backend is not None else open_backend(home, api_url, api_key, max_concurrency=max_concurrency)
+        )
         self._functions: dict[str, tuple[FunctionRef, float]] = {}
         self._submissions: dict[str, threading.Lock] = {}  # content key -> its submission lock
         self._submissions_lock = threading.Lock()
         self._output_columns: dict[str, str] = {}  # job id -> output_column given at submission
 
+    def _use(self, backend: Backend | None) -> None:
+        """Point everything that talks to a backend (the call pool, the waiter, the cache) at
+        `backend`; None leaves the Client unconfigured until `set_api_key`."""
+        if self._backend is not None:
+            self._calls.close()
+            if self._owns_backend:
+                self._backend.close()
+        self._backend = backend
+        self._functions = {}
+        if backend is not None:
+            self.answers = AnswerCache.open(backend.home)
+            self._calls = RealtimeCalls(backend, self.answers, self.stats, self.max_concurrency)
+            self._waiter = JobWaiter(backend, self._poll_interval)
+
+    @property
+    def backend(self) -> Backend:
+        """Where this Client's Functions run."""
+        if self._backend is None:
+            raise self._unconfigured or ConfigurationError("this Client is closed")
+        return self._backend
+
     def close(self) -> None:
-        self._calls.close()
-        if self._owns_backend:
-            self.backend.close()
+        self._use(None)
 
     def __enter__(self) -> Client:
         return self
@@ -152,11 +173,63 @@ class Client:
     @property
     def poll_interval(self) -> float:
         """Seconds between status polls once a progress stream has ended without a final status."""
-        return self._waiter.poll_interval
+        return self._poll_interval
 
     @poll_interval.setter
     def poll_interval(self, seconds: float) -> None:
-        self._waiter.poll_interval = seconds
+        self._poll_interval = self._waiter.poll_interval = seconds
+
+    # -- the deployment (the SDK's settings) -----------------------------------------------------
+
+    def set_api_url(self, api_url: str) -> None:
+        """Use the Sutro deployment at `api_url` (its origin or its /v1 prefix). As in the SDK,
+        moving to another deployment clears the API key, so it is never sent elsewhere: call
+        `set_api_key` with a key of the new deployment before the next call."""
+        self._check_owns_backend("set_api_url")
+        url = normalize_api_url(api_url)
+        if url != self._api_url:
+            self._api_key = None
+        self._api_url = url
+        self._reopen()
+
+    def set_base_url(self, base_url: str) -> None:
+        """Deprecated alias of `set_api_url`, as in the SDK."""
+        warnings.warn("set_base_url() is deprecated; use set_api_url() instead.", DeprecationWarning, stacklevel=2)
+        self.set_api_url(base_url)
+
+    def set_api_key(self, api_key: str) -> None:
+        """Use `api_key` for the deployment (set by `set_api_url`, else SUTRO_API_URL)."""
+        self._check_owns_backend("set_api_key")
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ConfigurationError("set_api_key needs a non-empty API key.")
+        self._api_key = api_key.strip()
+        self._reopen()
+
+    def try_authentication(self, api_key: str) -> dict[str, Any] | None:
+        """Check `api_key` against this Client's deployment without keeping it: the deployment's
+        answer (``{"authenticated": true}``), or None when it refuses the key, as in the SDK.
+        The embedded deployment has no keys: every key is accepted."""
+        from .backends.remote import RemoteBackend
+
+        backend = self.backend
+        if not isinstance(backend, RemoteBackend):
+            return {"authenticated": True}
+        with RemoteBackend(backend.api_url, api_key, home=backend.home) as candidate:
+            return {"authenticated": True} if candidate.check_auth() else None
+
+    def _check_owns_backend(self, method: str) -> None:
+        if not self._owns_backend:
+            raise ConfigurationError(f"{method}: this Client was given a backend object; make a new Client instead.")
+
+    def _reopen(self) -> None:
+        """The backend for the current URL and key; until both are known, calls raise saying so."""
+        try:
+            backend = open_backend(self._home, self._api_url, self._api_key, max_concurrency=self.max_concurrency)
+        except ConfigurationError as exc:
+            self._use(None)
+            self._unconfigured = exc
+            return
+        self._use(backend)
 
     def function(self, name: str) -> FunctionRef:
         """Function `name` as this backend knows it (its spec, when local); reused for `spec_ttl`
@@ -179,13 +252,21 @@ class Client:
         self,
         name: str,
         input_data: dict[str, Any] | str | BaseModel,
-        *,
+        langsmith_metadata: dict[str, Any] | None = None,
+        langsmith_tags: list[str] | None = None,
+        timeout_seconds: float | None = None,
         confidence_scoring: bool = True,
+        *,
         cache: bool = True,
     ) -> FunctionRunResult:
-        """Run Function `name` once (v1 §5.1). `input_data`: a dict, a string (one-input Functions)
-        or a pydantic model (sent as `model_dump(mode="json")`). An input answered before (same
-        Function revision, same converted input) comes from the answer cache, unless `cache=False`."""
+        """Run Function `name` once (v1 §5.1), with the SDK's parameters in its order.
+        `input_data`: a dict, a string (one-input Functions) or a pydantic model (sent as
+        `model_dump(mode="json")`). An input answered before (same Function revision, same
+        converted input) comes from the answer cache, unless `cache=False`. `langsmith_metadata`
+        / `langsmith_tags` feed the SDK's client-side LangSmith tracing, which the v1 API does not
+        carry: accepted and ignored. `timeout_seconds` is the SDK's read timeout for this call
+        (a deployment's own deadline is 90 s); the backend's configured timeout applies."""
+        _ignored_tracing(langsmith_metadata, langsmith_tags, timeout_seconds)
         if isinstance(input_data, BaseModel):
             input_data = input_data.model_dump(mode="json")
         if not isinstance(input_data, (dict, str)):
@@ -236,7 +317,10 @@ class Client:
         stay_attached: bool = False,
         job_name: str | None = None,
         description: str | None = None,
+        langsmith_metadata: dict[str, Any] | None = None,
+        langsmith_tags: list[str] | None = None,
         id_column: str | None = None,
+        *,
         cache: bool = True,
     ) -> str:
         """Submit a batch job running Function `name` over `data`; returns the job id.
@@ -250,8 +334,10 @@ class Client:
         column when the answers are not JSON objects (objects unpack into one column per field).
         The same Function revision over the same data re-attaches to the job already submitted
         (unless it FAILED or was CANCELLED), as `sutro_batch` does; `cache=False` always submits.
+        `langsmith_metadata` / `langsmith_tags` are accepted and ignored, as in `run_function`.
         Unlike the SDK, an attached job that fails raises JobFailedError instead of returning None.
         """
+        _ignored_tracing(langsmith_metadata, langsmith_tags)
         check_job_name(job_name)
         check_job_description(description)
         ref = self.function(name)
@@ -425,9 +511,20 @@ class Client:
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self.backend.get_job(job_id)
 
-    def cancel_job(self, job_id: str) -> None:
-        """Ask the job to stop; it moves to CANCELLING, then CANCELLED."""
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Ask the job to stop (it moves to CANCELLING, then CANCELLED); returns what the SDK
+        returns: ``{"cancelled": bool, "message": str}``, not cancelled when it had already ended."""
+        status = self.backend.get_job_status(job_id)
+        if status in TERMINAL_STATUSES:
+            message = f"Job {job_id} could not be cancelled because it has already completed ({status})."
+            return {"cancelled": False, "message": message}
         self.backend.cancel_job(job_id)
+        return {"cancelled": True, "message": f"Job {job_id} has been successfully cancelled"}
+
+    def attach(self, job_id: str) -> None:
+        """Follow a job's progress with a bar until it ends (the SDK's `attach`); a job that
+        ends FAILED or CANCELLED raises JobFailedError naming the reason."""
+        self.wait_for_job(job_id, progress=True if self.progress is None else self.progress)
 
     def list_jobs(self) -> list[dict[str, Any]]:
         """Job objects, newest first."""
@@ -459,6 +556,13 @@ class Client:
         except NotFoundError:  # the Function was removed since the job ran
             return None
         return output_arrow_schema(spec) if spec is not None and spec.kind == "extraction" else None
+
+
+def _ignored_tracing(metadata: Any, tags: Any, timeout_seconds: float | None = None) -> None:
+    if metadata is not None or tags is not None or timeout_seconds is not None:
+        logger.debug(
+            "langsmith_metadata, langsmith_tags and timeout_seconds are accepted for the SDK's signature and ignored"
+        )
 
 
 def _usage_delta(after: dict[str, Any], before: dict[str, Any], field: str) -> Any:
@@ -534,48 +638,3 @@ def batch_content_key(ref: FunctionRef, data: Any, *, id_column: str | None, dry
         return None
     parts = ("batch_run_function/1", ref.name, ref.revision, "estimate" if dry_run else "run", id_column or "")
     return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()
-
-
-# -- module-level functions on a lazily created default client ------------------------------------
-
-_default_client: Client | None = None
-_default_lock = threading.Lock()
-
-
-def get_default_client() -> Client:
-    """The Client the module-level functions use, built from the environment on first use."""
-    global _default_client
-    with _default_lock:
-        if _default_client is None:
-            _default_client = Client()
-        return _default_client
-
-
-def set_default_client(client: Client | None) -> None:
-    """Replace (or, with None, forget) the default client; the old one is not closed."""
-    global _default_client
-    with _default_lock:
-        _default_client = client
-
-
-def _on_default_client(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A module-level twin of a Client method, acting on the default client, same signature."""
-
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return method(get_default_client(), *args, **kwargs)
-
-    signature = inspect.signature(method)
-    call.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
-    return call
-
-
-run_function = _on_default_client(Client.run_function)
-batch_run_function = _on_default_client(Client.batch_run_function)
-await_job_completion = _on_default_client(Client.await_job_completion)
-get_job_results = _on_default_client(Client.get_job_results)
-get_job_status = _on_default_client(Client.get_job_status)
-cancel_job = _on_default_client(Client.cancel_job)
-list_jobs = _on_default_client(Client.list_jobs)
-wait_for_job = _on_default_client(Client.wait_for_job)
-publish_function = _on_default_client(Client.publish_function)

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 import sutro_sql
 from sutro_sql.backends.local import LocalBackend
-from sutro_sql.client import Client, FunctionRunResult, set_default_client
+from sutro_sql.client import Client, FunctionRunResult
+from sutro_sql.default_client import set_default_client
 from sutro_sql.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -315,7 +316,7 @@ def test_module_level_functions_use_the_default_client(local_backend):
 
 
 def test_the_default_client_comes_from_the_environment(home):
-    from sutro_sql.client import get_default_client
+    from sutro_sql.default_client import get_default_client
 
     set_default_client(None)
     try:
