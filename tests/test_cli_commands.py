@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sutro_sql.backends.local import LocalBackend
-from tests.support.cli_runner import cli_env, run_cli
+from tests.support.cli_runner import cli_env, closed_port, run_cli
 from tests.support.engines import KeywordEngine
 
 TRIAGE_QUERY = (
@@ -146,6 +146,23 @@ def test_functions_publish_adds_a_function_to_the_home(home, tmp_path):
     assert "mood" in run_cli("functions", "list", home=home).stdout
     answer = run_cli("functions", "run", "mood", "--input", '"so sad"', home=home)
     assert json.loads(answer.stdout)["response"] == "sad"
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        (("functions", "list"), "listing Functions needs the local deployment"),
+        (("functions", "publish", "{spec}"), "publishing needs the local deployment"),
+    ],
+    ids=["list", "publish"],
+)
+def test_a_remote_deployment_cannot_list_or_publish_functions(home, command, refusal):
+    spec = str(home / "functions" / "ticket-triage.yaml")
+    args = [arg.format(spec=spec) for arg in command]
+    env = cli_env(home, SUTRO_API_URL=f"http://127.0.0.1:{closed_port()}", SUTRO_API_KEY="sk-remote-0123456789")
+    result = run_cli(*args, home=home, env=env)
+    assert result.code == 2
+    assert refusal in result.stderr
 
 
 # -- jobs ------------------------------------------------------------------------------------
