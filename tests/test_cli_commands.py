@@ -138,6 +138,39 @@ def test_functions_check_names_the_file_and_field_of_each_bad_spec(home, tmp_pat
     assert "3 file(s) checked, 2 error(s)" in result.stderr
 
 
+UNPARSABLE_SPEC = "name: broken\nkind: classification\ninputs: [text\nlabels: [a, b]\n"
+
+
+def test_functions_check_lists_an_unparsable_file_with_line_and_column(home):
+    broken = home / "functions" / "broken.yaml"
+    broken.write_text(UNPARSABLE_SPEC)
+    result = run_cli("functions", "check", home=home)
+    assert result.code == 4
+    assert result.stdout.count("ok   ") == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {broken}: cannot parse: ")
+    assert "(line 4, column 7)" in errors[0]
+    assert "4 file(s) checked, 1 error(s)" in result.stderr
+
+
+def test_a_broken_spec_file_leaves_the_other_functions_usable(home):
+    (home / "functions" / "broken.yaml").write_text(UNPARSABLE_SPEC)
+    answer = run_cli(
+        "functions", "run", "ticket-triage", "--input", '{"subject": "Refund", "body": "billing"}', home=home
+    )
+    assert answer.code == 0, answer.stderr
+    assert json.loads(answer.stdout)["response"] == "billing"
+    listed = run_cli("functions", "list", home=home)
+    assert listed.code == 0 and "ticket-triage" in listed.stdout
+
+
+def test_running_the_function_of_a_broken_file_names_the_file_line_and_column(home):
+    (home / "functions" / "broken.yaml").write_text(UNPARSABLE_SPEC)
+    result = run_cli("functions", "run", "broken", "--input", '"hello"', home=home)
+    assert result.code == 4
+    assert "broken.yaml: cannot parse" in result.stderr and "(line 4, column 7)" in result.stderr
+
+
 def test_functions_publish_adds_a_function_to_the_home(home, tmp_path):
     spec = tmp_path / "mood.yaml"
     spec.write_text("name: mood\nkind: classification\ninputs: [text]\nlabels: [happy, sad]\n")

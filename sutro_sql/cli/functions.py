@@ -130,27 +130,17 @@ def functions_check(state: CliState, directory: Path | None) -> None:
     """
     from ..config import resolve_home
     from ..errors import SpecError
-    from ..functions import SPEC_SUFFIXES, load_spec_file, load_specs
+    from ..functions import load_spec_folder
 
     folder = directory or resolve_home(state.home) / "functions"
     if not folder.is_dir():
         raise SpecError("no such folder", path=str(folder))
-    problems = []
-    checked = 0
-    for path in sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()):
-        checked += 1
-        try:
-            for spec in load_spec_file(path):
-                click.echo(f"ok   {path}: {spec.name} ({spec.kind}, revision {spec.revision})")
-        except SpecError as exc:
-            problems.append(str(exc))
-    if not problems:
-        try:
-            load_specs(folder)  # cross-file checks: duplicate names
-        except SpecError as exc:
-            problems.append(str(exc))
-    for problem in problems:
+    loaded = load_spec_folder(folder)  # every file, then cross-file checks (duplicate names)
+    for read in loaded.files:
+        for spec in read.specs:
+            click.echo(f"ok   {read.path}: {spec.name} ({spec.kind}, revision {spec.revision})")
+    for problem in loaded.errors:
         click.echo(f"error: {problem}", err=True)
-    click.echo(f"{checked} file(s) checked, {len(problems)} error(s)", err=True)
-    if problems:
+    click.echo(f"{len(loaded.files)} file(s) checked, {len(loaded.errors)} error(s)", err=True)
+    if loaded.errors:
         exit_with(ExitCode.BAD_INPUT)
