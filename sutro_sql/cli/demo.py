@@ -18,13 +18,6 @@ def demo(demo_home: Path) -> None:
     Example:
       sutro-sql demo
     """
-    import runpy
+    from ..demo.quickstart import main as run_quickstart
 
-    quickstart = _repo_examples() / "quickstart.py"
-    if not quickstart.exists():
-        raise click.UsageError(f"the demo needs the repository's examples folder ({quickstart} not found)")
-    runpy.run_path(str(quickstart))["main"](demo_home)
-
-
-def _repo_examples() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "examples"
+    run_quickstart(demo_home)
