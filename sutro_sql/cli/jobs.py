@@ -95,7 +95,7 @@ def jobs_results(state: CliState, job_id: str, output: Path | None, fmt: str | N
     from ..client import Client
 
     fmt = output_format(fmt, output)
-    frame = Client(state.backend(workers=False)).get_job_results(job_id, include_inputs=include_inputs)
+    frame = Client(backend=state.backend(workers=False)).get_job_results(job_id, include_inputs=include_inputs)
     write_table(frame.to_arrow(), fmt=fmt, output=output)
 
 
@@ -126,7 +126,7 @@ def jobs_attach(state: CliState, job_id: str) -> None:
     """
     from ..client import Client
 
-    job = Client(state.backend()).wait_for_job(job_id, progress=state.progress())
+    job = Client(backend=state.backend()).wait_for_job(job_id, progress=state.progress())
     click.echo(f"{job_id}: {job['status']}, {job.get('num_rows') or 0:,} rows, {job.get('rows_failed') or 0:,} failed")
     if job.get("rows_failed"):
         exit_with(ExitCode.PARTIAL_FAILURE)
