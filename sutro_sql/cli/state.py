@@ -10,6 +10,9 @@ import click
 
 @dataclasses.dataclass
 class CliState:
+    """One invocation's global options, and the backend they select (opened on first use,
+    closed when the command ends)."""
+
     home: str | None
     api_url: str | None
     api_key: str | None = dataclasses.field(repr=False)
