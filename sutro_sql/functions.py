@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,11 +95,12 @@ class FunctionSpec(BaseModel):
     @classmethod
     def _labels_accept_a_list(cls, value: Any) -> Any:
         if isinstance(value, list):
-            if not all(isinstance(label, (str, int, float, bool)) for label in value):
+            if not all(label is None or isinstance(label, (str, int, float, bool)) for label in value):
                 raise ValueError("a list of labels must hold plain values")
-            return {convert_value(label): "" for label in value}
+            return dict.fromkeys(_label_names(value), "")
         if isinstance(value, dict):
-            return {convert_value(k): "" if v is None else str(v) for k, v in value.items()}
+            descriptions = ("" if v is None else str(v) for v in value.values())
+            return dict(zip(_label_names(list(value)), descriptions, strict=True))
         return value
 
     @field_validator("engine")
@@ -201,6 +203,19 @@ def convert_value(value: Any) -> str:
     return str(value)
 
 
+def _label_names(labels: list[Any]) -> list[str]:
+    """Label names as text; a null, empty or repeated name is refused rather than dropped or merged."""
+    if any(label is None for label in labels):
+        raise ValueError("a label name cannot be null")
+    names = [convert_value(label) for label in labels]
+    if any(not name.strip() for name in names):
+        raise ValueError("a label name cannot be empty")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"duplicate label name(s) {duplicated}")
+    return names
+
+
 def _check_output_schema(schema: dict[str, Any] | None) -> None:
     if not schema:
         raise ValueError("output: an extraction Function needs an output JSON Schema")
@@ -215,25 +230,165 @@ def _check_output_schema(schema: dict[str, Any] | None) -> None:
             raise ValueError(f"output.properties.{field_name}: needs a 'type' or an 'enum'")
 
 
+@dataclass(frozen=True)
+class SpecFile:
+    """One spec file as read: its Functions, or the error that makes it unusable.
+
+    `names` are the Functions the file defines; for a broken file, the names it can be read
+    to claim, else its stem, so asking for that Function reports the file instead of
+    "not found"."""
+
+    path: Path
+    names: tuple[str, ...]
+    specs: tuple[FunctionSpec, ...] = ()
+    error: SpecError | None = None
+
+
+@dataclass(frozen=True)
+class SpecFolder:
+    """Every spec file of a folder: the Functions that load, and the names that cannot be used
+    (claimed by a broken file, or defined by two files) with the error to report for each."""
+
+    files: tuple[SpecFile, ...]
+    functions: dict[str, FunctionSpec]
+    broken: dict[str, SpecError]
+    errors: tuple[SpecError, ...]  # each problem once, in file order
+
+
+def spec_paths(folder: str | Path) -> list[Path]:
+    """The spec files of a folder, sorted (none if the folder does not exist)."""
+    try:
+        return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def load_spec_file(path: str | Path) -> list[FunctionSpec]:
-    """Load one spec file (a mapping, or a list of mappings); errors name the file and field."""
+    """Load one spec file (a mapping, or a list of mappings); errors name the file, the field
+    and, for YAML, the line and column."""
+    read = read_spec_file(path)
+    if read.error is not None:
+        raise read.error
+    return list(read.specs)
+
+
+def read_spec_file(path: str | Path) -> SpecFile:
+    """One spec file as a SpecFile: never raises for a bad file, the error is in `.error`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        document = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_SpecLoader)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise SpecError(f"cannot parse: {exc}", path=str(path)) from None
-    documents = document if isinstance(document, list) else [document]
-    specs = []
-    for index, item in enumerate(documents):
-        if not isinstance(item, dict):
-            raise SpecError("a spec must be a mapping of fields", path=str(path))
-        specs.append(parse_spec(item, path=str(path) if len(documents) == 1 else f"{path}[{index}]"))
-    return specs
+        document = _read_document(path)
+    except SpecError as exc:
+        return SpecFile(path, names=(path.stem,), error=exc)
+    try:
+        specs = _parse_documents(document, path)
+    except SpecError as exc:
+        return SpecFile(path, names=_claimed_names(document.data, path), error=exc)
+    return SpecFile(path, names=tuple(spec.name for spec in specs), specs=specs)
+
+
+def load_spec_folder(folder: str | Path) -> SpecFolder:
+    """Every spec file of a folder: a broken file, or a name two files define, makes only those
+    names unusable; the other Functions load."""
+    files = tuple(read_spec_file(path) for path in spec_paths(folder))
+    functions: dict[str, FunctionSpec] = {}
+    broken: dict[str, SpecError] = {}
+    errors: list[SpecError] = []
+    origin: dict[str, Path] = {}
+    for read in files:
+        if read.error is not None:
+            errors.append(read.error)
+        for index, name in enumerate(read.names):
+            if name in origin:
+                duplicate = SpecError(
+                    f"duplicate Function name {name!r} (also defined in {origin[name]})",
+                    path=str(read.path),
+                    field="name",
+                )
+                errors.append(duplicate)
+                broken[name] = duplicate
+                functions.pop(name, None)
+                continue
+            origin[name] = read.path
+            if read.error is not None:
+                broken[name] = read.error
+            else:
+                functions[name] = read.specs[index]
+    return SpecFolder(files=files, functions=functions, broken=broken, errors=tuple(errors))
+
+
+def load_specs(folder: str | Path) -> dict[str, FunctionSpec]:
+    """Load every spec in a folder, all or nothing: the first bad file, or a duplicate name
+    across files, is refused. (A deployment uses `load_spec_folder`, which keeps the good ones.)"""
+    loaded = load_spec_folder(folder)
+    if loaded.errors:
+        raise loaded.errors[0]
+    return loaded.functions
 
 
 def parse_spec(data: dict[str, Any], *, path: str | None = None) -> FunctionSpec:
     """Validate a spec mapping; a failure becomes a SpecError naming the field."""
+    return _parse_spec(data, path=path, node=None)
+
+
+@dataclass(frozen=True)
+class _Document:
+    """A spec file's data and, for YAML, per spec in it: its node (for the line and column of a
+    problem) and the first key given twice in one of its mappings (PyYAML keeps the last one
+    silently, so `labels: {a: x, a: y}` would lose a label)."""
+
+    data: Any
+    nodes: tuple[yaml.Node | None, ...] = ()
+    repeated: tuple[tuple[str, str, yaml.Mark] | None, ...] = ()
+
+
+def _read_document(path: Path) -> _Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            return _Document(json.loads(text, object_pairs_hook=_json_object))
+        loader = _SpecLoader(text)
+        try:
+            node = loader.get_single_node()
+            nodes = tuple(node.value) if isinstance(node, yaml.SequenceNode) else (node,)
+            repeated = tuple(_repeated_key(item) for item in nodes)  # before merge keys are expanded in place
+            return _Document(loader.construct_document(node) if node is not None else None, nodes, repeated)
+        finally:
+            loader.dispose()
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"cannot parse: {exc.msg} (line {exc.lineno}, column {exc.colno})", path=str(path)) from None
+    except yaml.MarkedYAMLError as exc:
+        problem = ": ".join(part for part in (exc.context, exc.problem) if part) or "not valid YAML"
+        raise SpecError(f"cannot parse: {problem}{_at(exc.problem_mark or exc.context_mark)}", path=str(path)) from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise SpecError(f"cannot parse: {exc}", path=str(path)) from None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json.loads would keep the last silently)."""
+    keys = [key for key, _ in pairs]
+    repeated = next((key for index, key in enumerate(keys) if key in keys[:index]), None)
+    if repeated is not None:
+        raise ValueError(f"duplicate key {repeated!r}")
+    return dict(pairs)
+
+
+def _parse_documents(document: _Document, path: Path) -> tuple[FunctionSpec, ...]:
+    items = document.data if isinstance(document.data, list) else [document.data]
+    specs = []
+    for index, item in enumerate(items):
+        where = str(path) if len(items) == 1 else f"{path}[{index}]"
+        if not isinstance(item, dict):
+            raise SpecError("a spec must be a mapping of fields", path=str(path))
+        node = document.nodes[index] if index < len(document.nodes) else None
+        repeated = document.repeated[index] if index < len(document.repeated) else None
+        if repeated is not None:
+            field, key, mark = repeated
+            raise SpecError(f"duplicate key {key!r}{_at(mark)}", path=where, field=field or key)
+        specs.append(_parse_spec(item, path=where, node=node))
+    return tuple(specs)
+
+
+def _parse_spec(data: dict[str, Any], *, path: str | None, node: yaml.Node | None) -> FunctionSpec:
     try:
         return FunctionSpec.model_validate(data)
     except PydanticValidationError as exc:
@@ -244,27 +399,66 @@ def parse_spec(data: dict[str, Any], *, path: str | None = None) -> FunctionSpec
             message = "unknown field"
         if not location and ": " in message:  # model-level checks name their field first
             location, message = message.split(": ", 1)
-        raise SpecError(message, path=path, field=location or None) from None
+        raise SpecError(message + _at(_mark_of(node, location)), path=path, field=location or None) from None
 
 
-def load_specs(folder: str | Path) -> dict[str, FunctionSpec]:
-    """Load every spec in a folder; duplicate names across files are refused."""
-    folder = Path(folder)
-    specs: dict[str, FunctionSpec] = {}
-    origin: dict[str, Path] = {}
-    if not folder.is_dir():
-        return specs
-    for path in sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()):
-        for spec in load_spec_file(path):
-            if spec.name in specs:
-                raise SpecError(
-                    f"duplicate Function name {spec.name!r} (also defined in {origin[spec.name]})",
-                    path=str(path),
-                    field="name",
-                )
-            specs[spec.name] = spec
-            origin[spec.name] = path
-    return specs
+def _claimed_names(document: Any, path: Path) -> tuple[str, ...]:
+    """The Function names a broken document can still be read to define, else the file's stem."""
+    items = document if isinstance(document, list) else [document]
+    names = tuple(item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str))
+    return names or (path.stem,)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_FIELD_PART = re.compile(r"\[(\d+)\]|\['([^']*)'\]|([^.\[\]]+)")
+
+
+def _repeated_key(node: yaml.Node | None) -> tuple[str, str, yaml.Mark] | None:
+    """(field, key, mark) of the first key given twice in one mapping under `node`."""
+    pending: list[tuple[yaml.Node, str]] = [(node, "")] if node is not None else []
+    visited: set[int] = set()
+    while pending:
+        current, field = pending.pop(0)
+        if id(current) in visited:  # an alias: already checked
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
+                    if (key.tag, key.value) in seen:
+                        return field, key.value, key.start_mark
+                    seen.add((key.tag, key.value))
+                    pending.append((value, f"{field}.{key.value}" if field else key.value))
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend((item, f"{field}[{index}]") for index, item in enumerate(current.value))
+    return None
+
+
+def _mark_of(node: yaml.Node | None, field: str) -> yaml.Mark | None:
+    """Where `field` (e.g. ``examples[0].output['total']`` or ``inputs.1.name``) is written in
+    a YAML document: the deepest part of it that is there."""
+    mark = None
+    for match in _FIELD_PART.finditer(field):
+        part = next(group for group in match.groups() if group is not None)
+        if isinstance(node, yaml.MappingNode):
+            found = [
+                (key, value) for key, value in node.value if isinstance(key, yaml.ScalarNode) and key.value == part
+            ]
+            if not found:
+                break
+            key, node = found[-1]
+            mark = key.start_mark
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            mark = node.start_mark
+        else:
+            break
+    return mark
+
+
+def _at(mark: yaml.Mark | None) -> str:
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
 
 _JSON_TYPES: dict[str, pa.DataType] = {

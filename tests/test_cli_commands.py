@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sutro_sql.backends.local import LocalBackend
-from tests.support.cli_runner import cli_env, run_cli
+from tests.support.cli_runner import cli_env, closed_port, run_cli
 from tests.support.engines import KeywordEngine
 
 TRIAGE_QUERY = (
@@ -138,6 +138,39 @@ def test_functions_check_names_the_file_and_field_of_each_bad_spec(home, tmp_pat
     assert "3 file(s) checked, 2 error(s)" in result.stderr
 
 
+UNPARSABLE_SPEC = "name: broken\nkind: classification\ninputs: [text\nlabels: [a, b]\n"
+
+
+def test_functions_check_lists_an_unparsable_file_with_line_and_column(home):
+    broken = home / "functions" / "broken.yaml"
+    broken.write_text(UNPARSABLE_SPEC)
+    result = run_cli("functions", "check", home=home)
+    assert result.code == 4
+    assert result.stdout.count("ok   ") == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {broken}: cannot parse: ")
+    assert "(line 4, column 7)" in errors[0]
+    assert "4 file(s) checked, 1 error(s)" in result.stderr
+
+
+def test_a_broken_spec_file_leaves_the_other_functions_usable(home):
+    (home / "functions" / "broken.yaml").write_text(UNPARSABLE_SPEC)
+    answer = run_cli(
+        "functions", "run", "ticket-triage", "--input", '{"subject": "Refund", "body": "billing"}', home=home
+    )
+    assert answer.code == 0, answer.stderr
+    assert json.loads(answer.stdout)["response"] == "billing"
+    listed = run_cli("functions", "list", home=home)
+    assert listed.code == 0 and "ticket-triage" in listed.stdout
+
+
+def test_running_the_function_of_a_broken_file_names_the_file_line_and_column(home):
+    (home / "functions" / "broken.yaml").write_text(UNPARSABLE_SPEC)
+    result = run_cli("functions", "run", "broken", "--input", '"hello"', home=home)
+    assert result.code == 4
+    assert "broken.yaml: cannot parse" in result.stderr and "(line 4, column 7)" in result.stderr
+
+
 def test_functions_publish_adds_a_function_to_the_home(home, tmp_path):
     spec = tmp_path / "mood.yaml"
     spec.write_text("name: mood\nkind: classification\ninputs: [text]\nlabels: [happy, sad]\n")
@@ -146,6 +179,23 @@ def test_functions_publish_adds_a_function_to_the_home(home, tmp_path):
     assert "mood" in run_cli("functions", "list", home=home).stdout
     answer = run_cli("functions", "run", "mood", "--input", '"so sad"', home=home)
     assert json.loads(answer.stdout)["response"] == "sad"
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        (("functions", "list"), "listing Functions needs the local deployment"),
+        (("functions", "publish", "{spec}"), "publishing needs the local deployment"),
+    ],
+    ids=["list", "publish"],
+)
+def test_a_remote_deployment_cannot_list_or_publish_functions(home, command, refusal):
+    spec = str(home / "functions" / "ticket-triage.yaml")
+    args = [arg.format(spec=spec) for arg in command]
+    env = cli_env(home, SUTRO_API_URL=f"http://127.0.0.1:{closed_port()}", SUTRO_API_KEY="sk-remote-0123456789")
+    result = run_cli(*args, home=home, env=env)
+    assert result.code == 2
+    assert refusal in result.stderr
 
 
 # -- jobs ------------------------------------------------------------------------------------

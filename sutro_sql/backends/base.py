@@ -135,3 +135,28 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release connections, worker threads and files."""
         ...
+
+
+# ---------------------------------------------------------------------------
+# Capabilities beyond the v1 API: a backend has them or not (check with isinstance, never hasattr).
+
+
+@runtime_checkable
+class ListsFunctions(Protocol):
+    """A backend that can enumerate its Functions (the local deployment; a remote one is called by name)."""
+
+    def functions(self) -> list[FunctionSpec]:
+        """Every Function whose spec loads, in name order."""
+        ...
+
+
+@runtime_checkable
+class PublishesFunctions(Protocol):
+    """A backend that stores Function specs given to it (the local deployment's home)."""
+
+    @property
+    def home(self) -> str: ...
+
+    def publish(self, spec: FunctionSpec | dict[str, Any]) -> FunctionSpec:
+        """Validate and save `spec`, returning it as loaded back."""
+        ...

@@ -1,5 +1,8 @@
 """The Functions a local deployment knows: spec files in `<functions_dir>`, reloaded when they change.
 
+A broken spec file makes only its own Functions unusable: asking for one of them raises the
+file's SpecError (file, field, line and column), every other Function keeps working.
+
 Parsing a spec (pydantic, JSON Schema checks, revision hash) costs far more than a
 real-time answer may spend, so parsed specs are cached and the folder is only
 re-read when a file's name, size or modification time changes (a few `stat` calls
@@ -8,6 +11,7 @@ per lookup).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -18,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from ...errors import ConfigurationError, NotFoundError
-from ...functions import SPEC_SUFFIXES, FunctionSpec, load_spec_file, load_specs
+from ...functions import FunctionSpec, SpecFolder, load_spec_folder, spec_paths
 
 #: A folder whose newest timestamp is younger than this is re-read at the next lookup.
 _SETTLE_NS = 50_000_000
@@ -39,7 +43,8 @@ class FunctionRegistry:
         self.functions_dir = Path(functions_dir)
         self._lock = threading.Lock()
         self._fingerprint: tuple | None = None
-        self._functions: dict[str, RegisteredFunction] = {}
+        # what the last load found: the usable Functions, and the folder as read (broken names, files)
+        self._loaded: tuple[dict[str, RegisteredFunction], SpecFolder] = ({}, SpecFolder((), {}, {}, ()))
         self._files: tuple[str, ...] = ()  # paths of the spec files last loaded
 
     def _current_fingerprint(self) -> tuple:
@@ -52,38 +57,46 @@ class FunctionRegistry:
             return ()
         return folder, files
 
-    def _refresh(self) -> dict[str, RegisteredFunction]:
+    def _refresh(self) -> tuple[dict[str, RegisteredFunction], SpecFolder]:
         fingerprint = self._current_fingerprint()
         if fingerprint == self._fingerprint:
-            return self._functions
+            return self._loaded
         with self._lock:
             if fingerprint != self._fingerprint:
-                self._files = _spec_files(self.functions_dir)
+                self._files = tuple(str(path) for path in spec_paths(self.functions_dir))
                 fingerprint = self._current_fingerprint()
-                specs = load_specs(self.functions_dir)  # a bad file raises SpecError naming it
-                self._functions = {name: RegisteredFunction(spec, spec.revision) for name, spec in specs.items()}
+                folder = load_spec_folder(self.functions_dir)
+                functions = {name: RegisteredFunction(spec, spec.revision) for name, spec in folder.functions.items()}
+                self._loaded = (functions, folder)
                 # Timestamps are coarse (a few ms): a change made in the same tick as this load
                 # would leave them unchanged, so a folder changed that recently is re-read next time.
                 newest = max([fingerprint[0], *(mtime for _, mtime in fingerprint[1])]) if fingerprint else 0
                 self._fingerprint = fingerprint if time.time_ns() - newest > _SETTLE_NS else None
-            return self._functions
+            return self._loaded
 
     def get(self, name: str) -> RegisteredFunction:
-        """The Function called `name`; NotFoundError (code function_not_found) if there is none."""
-        found = self._refresh().get(name)
+        """The Function called `name`; the SpecError of its file if that file is broken, NotFoundError
+        (code function_not_found) if there is none."""
+        functions, folder = self._refresh()
+        found = functions.get(name)
+        broken = folder.broken.get(name)
+        if found is None and broken is not None:
+            raise copy.copy(broken)  # a fresh instance per caller: tracebacks never pile up on a shared one
         if found is None:
             raise NotFoundError(f"Function {name!r} not found in {self.functions_dir}.", code="function_not_found")
         return found
 
     def all(self) -> list[FunctionSpec]:
-        return [entry.spec for _, entry in sorted(self._refresh().items())]
+        """Every Function whose spec loads, in name order (a broken file's are left out)."""
+        functions, _ = self._refresh()
+        return [entry.spec for _, entry in sorted(functions.items())]
 
     def publish(self, spec: FunctionSpec) -> FunctionSpec:
         """Write `spec` to `<functions_dir>/<name>.yaml` atomically (replacing the file that defined
         that name before, if it held only that Function) and return it as loaded back."""
-        self._refresh()
+        _, folder = self._refresh()
         self.functions_dir.mkdir(parents=True, exist_ok=True)
-        target = self._file_defining(spec.name) or self.functions_dir / f"{spec.name}.yaml"
+        target = _file_defining(folder, spec.name) or self.functions_dir / f"{spec.name}.yaml"
         data = spec.model_dump(mode="json")
         if target.suffix == ".json":
             text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -94,25 +107,17 @@ class FunctionRegistry:
         os.replace(temporary, target)
         return self.get(spec.name).spec
 
-    def _file_defining(self, name: str) -> Path | None:
-        for path in sorted(self.functions_dir.glob("*")):
-            if path.suffix not in SPEC_SUFFIXES or not path.is_file():
-                continue
-            names = [spec.name for spec in load_spec_file(path)]
-            if name in names:
-                if len(names) > 1:
-                    raise ConfigurationError(
-                        f"{path} defines several Functions including {name!r}; edit that file instead of publishing."
-                    )
-                return path
-        return None
 
-
-def _spec_files(folder: Path) -> tuple[str, ...]:
-    try:
-        return tuple(sorted(str(p) for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()))
-    except FileNotFoundError:
-        return ()
+def _file_defining(folder: SpecFolder, name: str) -> Path | None:
+    """The file that defines (or, broken, claims) `name`, so publishing replaces it."""
+    for read in folder.files:
+        if name in read.names:
+            if len(read.names) > 1:
+                raise ConfigurationError(
+                    f"{read.path} defines several Functions including {name!r}; edit that file instead of publishing."
+                )
+            return read.path
+    return None
 
 
 def _size_and_mtime(path: str) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """Quickstart: Sutro Functions in SQL on the embedded local deployment (no keys, no network).
 
-Run it with `sutro-sql demo` (or `python examples/quickstart.py`). It
+Run it with `sutro-sql demo` (or `python -m sutro_sql.demo.quickstart`). It
 
-1. publishes the example Functions (examples/functions/*.yaml) into a demo home,
+1. publishes the example Functions (examples/functions/*.yaml, shipped as package data
+   in sutro_sql/demo/functions) into a demo home,
 2. opens an in-memory DuckDB with `sutro_run` and `sutro_batch` registered,
 3. answers ten support tickets: `sutro_run` routes each ticket to a team,
    `sutro_batch` extracts order ids, amounts and sentiment in one batch job,
