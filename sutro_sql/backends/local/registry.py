@@ -72,7 +72,7 @@ class FunctionRegistry:
         """The Function called `name`; NotFoundError (code function_not_found) if there is none."""
         found = self._refresh().get(name)
         if found is None:
-            raise NotFoundError(f"Function {name!r} not found in {self.functions_dir}.", code="function_not_found")
+            raise NotFoundError(f"Function {name!r} not found.", code="function_not_found")  # no server paths
         return found
 
     def all(self) -> list[FunctionSpec]:
