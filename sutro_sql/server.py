@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -66,8 +69,13 @@ from .wire import (
     field_error,
 )
 
-MAX_BODY_BYTES = 256 << 20
-MAX_DOWNLOAD_BYTES = 16 << 30
+#: Default cap on a request body: one JSON body is held and parsed whole (about 4x its size in
+#: memory), so bigger batches go as a file URL (v1 §8 recommends >= 100 MB or a JSON 413).
+MAX_BODY_BYTES = 100 << 20
+#: Default cap on a file a URL input names.
+MAX_DOWNLOAD_BYTES = 2 << 30
+#: Same-host redirects a URL input may take.
+MAX_REDIRECTS = 5
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
 PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
 
@@ -131,16 +139,36 @@ class _Gate:
 # -- request parsing ------------------------------------------------------------------------
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a request may make the server do. `allow_local_urls`: download URL inputs from
+    loopback, private and link-local addresses too (off: a client could make the server fetch
+    from its own network)."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES
+    allow_local_urls: bool = False
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 20):g} MB" if count >= 1 << 20 else f"{count} bytes"
+
+
+async def _json_body(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object: lenient (NaN/Infinity tokens accepted, as Python's encoder
-    writes them for pandas gaps), bounded in size."""
+    writes them for pandas gaps). Past `limit` bytes it is a 413, answered before reading on: at
+    once when Content-Length says so, else as soon as the stream crosses it."""
+    too_large = _HTTPError(
+        413, f"Request body exceeds {_size(limit)}, this server's limit; send a file URL instead.", "payload_too_large"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise _HTTPError(
-                413, f"Request body exceeds {MAX_BODY_BYTES >> 20} MB; send a file URL instead.", "payload_too_large"
-            )
+        if len(body) > limit:
+            raise too_large
     try:
         data = json.loads(body) if body else None
     except ValueError as exc:
@@ -175,8 +203,9 @@ def _parsed(model: type[M], data: Any) -> M:
 class _API:
     """Route handlers over one backend."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, limits: ServerLimits) -> None:
         self.backend = backend
+        self.limits = limits
         self._signing_key = secrets.token_bytes(32)
         self._stream_slots: anyio.CapacityLimiter | None = None
 
@@ -187,11 +216,14 @@ class _API:
             self._stream_slots = anyio.CapacityLimiter(MAX_STREAMS)
         return await anyio.to_thread.run_sync(next, events, None, limiter=self._stream_slots)
 
+    async def body(self, request: Request) -> dict[str, Any]:
+        return await _json_body(request, self.limits.max_body_bytes)
+
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await run_in_threadpool(fn, *args, **kwargs)
 
     async def run_function(self, request: Request) -> Response:
-        body = _parsed(RunFunctionRequest, await _json_body(request))
+        body = _parsed(RunFunctionRequest, await self.body(request))
         name = request.path_params["name"]
         answer = await self.call(
             self.backend.run_function, name, body.input, confidence_scoring=body.confidence_scoring
@@ -199,7 +231,7 @@ class _API:
         return _reply(RunFunctionResponse.model_validate(answer), exclude_unset=True)
 
     async def batch_inference(self, request: Request) -> Response:
-        body = _parsed(BatchInferenceRequest, await _json_body(request))
+        body = _parsed(BatchInferenceRequest, await self.body(request))
         for field in ("json_schema", "system_prompt"):
             if getattr(body, field) is not None:
                 raise ValidationError(f"{field}: not allowed for a Function job; the Function defines it.")
@@ -225,8 +257,10 @@ class _API:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{uuid.uuid4().hex}{suffix}"
         try:
-            _download(url, target)
+            _download(url, target, self.limits)
             return self.backend.submit_batch(model, str(target), **options)
+        except ValidationError as exc:  # name the input, never the server's folders
+            raise ValidationError(exc.detail.replace(str(target), "inputs (the downloaded file)")) from None
         finally:
             target.unlink(missing_ok=True)
 
@@ -252,7 +286,7 @@ class _API:
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
 
     async def job_results(self, request: Request) -> Response:
-        body = _parsed(JobResultsRequest, await _json_body(request))
+        body = _parsed(JobResultsRequest, await self.body(request))
         columns = await self._result_columns(
             body.job_id,
             include_inputs=body.include_inputs,
@@ -365,21 +399,70 @@ class _API:
         return _reply(AuthReply(authenticated=True))
 
 
-def _download(url: str, target: Path) -> None:
-    """Stream `url` into `target`, bounded in time and size; failures name the `inputs` field."""
-    written = 0
+def _download(url: str, target: Path, limits: ServerLimits) -> None:
+    """Stream `url` into `target`, bounded in time and size. Each hop's host must resolve to public
+    addresses only (unless `limits.allow_local_urls`), and redirects stay on the same host.
+    Failures name the `inputs` field. (The address is checked before connecting; a DNS answer
+    that changes between the check and the connection is not caught.)"""
+    timeout = httpx.Timeout(60.0, connect=10.0)
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            _check_url_host(url, limits.allow_local_urls)
+            try:
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        url = _same_host_redirect(url, response)
+                        continue
+                    _save(response, target, limits.max_download_bytes)
+                    return
+            except httpx.HTTPError as exc:
+                raise ValidationError(f"inputs: cannot download the file ({type(exc).__name__}).") from None
+    raise ValidationError(f"inputs: the file URL redirects more than {MAX_REDIRECTS} times.")
+
+
+def _check_url_host(url: str, allow_local: bool) -> None:
+    """Refuse a URL whose host is, or resolves to, a loopback, private or link-local address."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValidationError("inputs: expected an http(s) URL of a .csv/.parquet file.")
     try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True) as response:
-            if not response.is_success:
-                raise ValidationError(f"inputs: downloading the file failed with HTTP {response.status_code}.")
-            with target.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    written += len(chunk)
-                    if written > MAX_DOWNLOAD_BYTES:
-                        raise ValidationError(f"inputs: the file is larger than {MAX_DOWNLOAD_BYTES >> 30} GB.")
-                    out.write(chunk)
-    except httpx.HTTPError as exc:
-        raise ValidationError(f"inputs: cannot download the file ({type(exc).__name__}).") from None
+        infos = socket.getaddrinfo(parsed.host, parsed.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise ValidationError(f"inputs: cannot resolve the host {parsed.host!r} of the file URL.") from None
+    if allow_local:
+        return
+    for *_, address in infos:
+        ip = ipaddress.ip_address(address[0].split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not ip.is_global:
+            raise ValidationError(
+                f"inputs: the file URL's host {parsed.host!r} is a loopback, private or link-local address ({ip}); "
+                "this server does not download from those (serve with --allow-local-urls to allow it)."
+            )
+
+
+def _same_host_redirect(url: str, response: httpx.Response) -> str:
+    target = response.url.join(response.headers.get("location", ""))
+    if (target.host or "").lower() != (httpx.URL(url).host or "").lower():
+        raise ValidationError(f"inputs: the file URL redirects to another host ({target.host!r}); refused.")
+    return str(target)
+
+
+def _save(response: httpx.Response, target: Path, max_bytes: int) -> None:
+    if not response.is_success:
+        raise ValidationError(f"inputs: downloading the file failed with HTTP {response.status_code}.")
+    too_large = ValidationError(f"inputs: the file is larger than {_size(max_bytes)}, this server's limit.")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    written = 0
+    with target.open("wb") as out:
+        for chunk in response.iter_bytes():
+            written += len(chunk)
+            if written > max_bytes:
+                raise too_large
+            out.write(chunk)
 
 
 def _write_parquet(columns: dict[str, list[Any]], path: Path) -> None:
@@ -412,11 +495,12 @@ def _routes(api: _API) -> list[Route]:
     return routes
 
 
-def create_app(backend: Backend, api_key: str) -> ASGIApp:
-    """The v1 API over `backend`, for clients sending `Authorization: Key <api_key>`."""
+def create_app(backend: Backend, api_key: str, limits: ServerLimits | None = None) -> ASGIApp:
+    """The v1 API over `backend`, for clients sending `Authorization: Key <api_key>`, within
+    `limits` (default: `ServerLimits()`)."""
     if not api_key:
         raise ConfigurationError("sutro-sql serve needs a non-empty API key.")
-    api = _API(backend)
+    api = _API(backend, limits or ServerLimits())
 
     async def on_sutro_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SutroSQLError)
@@ -458,8 +542,12 @@ def serve(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     backend: Backend | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+    allow_local_urls: bool = False,
 ) -> None:
-    """Serve `backend` (default: the LocalBackend of `home`) until interrupted.
+    """Serve `backend` (default: the LocalBackend of `home`) until interrupted, within the
+    limits given (see `ServerLimits`).
 
     Plain HTTP only on a loopback host: anywhere else the key would cross a network in clear,
     so both `ssl_certfile` and `ssl_keyfile` are required.
@@ -484,7 +572,7 @@ def serve(
     print(f"sutro-sql: serving {backend.identity} at {scheme}://{shown_host}:{port}/v1", file=sys.stderr, flush=True)
     try:
         uvicorn.run(
-            create_app(backend, api_key),
+            create_app(backend, api_key, ServerLimits(max_body_bytes, max_download_bytes, allow_local_urls)),
             host=host,
             port=port,
             ssl_certfile=ssl_certfile,

@@ -7,8 +7,6 @@ import json
 import math
 
 import httpx
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from sutro_sql.backends.local import LocalBackend
@@ -121,29 +119,15 @@ def test_bad_batch_fields_are_422_naming_the_field(http, fields, named):
     assert named in body["detail"]
 
 
-def test_a_file_url_is_downloaded_and_its_id_column_carried_into_results(http, tmp_path):
-    rows = [{"ticket_id": f"T-{i}", **row} for i, row in enumerate(ROWS)]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
-    with FaultServer(Reply(200, body=(tmp_path / "rows.parquet").read_bytes())) as files:
-        job_id = submit(
-            http, inputs=f"{files.url}/exports/rows.parquet?X-Amz-Signature=abc", id_column_name="ticket_id"
-        )
-        assert_error(
-            http.post("/batch-inference", json={"model": "ticket-triage", "inputs": f"{files.url}/rows.txt"}),
-            422,
-            "invalid_input",
-        )
-        files.default = Reply(403, body=b"denied")
+def test_a_loopback_file_url_is_refused_by_default_naming_the_host(http):
+    with FaultServer(Reply(200, body=b"subject,body\na,b\n")) as files:
         refused = assert_error(
-            http.post("/batch-inference", json={"model": "ticket-triage", "inputs": f"{files.url}/x.csv"}),
+            http.post("/batch-inference", json={"model": "ticket-triage", "inputs": f"{files.url}/rows.csv"}),
             422,
             "invalid_input",
         )
-        assert "HTTP 403" in refused["detail"]
-    finished(http, job_id)
-    columns = http.post("/job-results", json={"job_id": job_id}).json()["results"]
-    assert columns["ticket_id"] == ["T-0", "T-1"]
-    assert [json.loads(o)["response"] for o in columns["outputs"]] == ["billing", "bug"]
+        assert files.seen == []
+    assert "'127.0.0.1'" in refused["detail"] and "--allow-local-urls" in refused["detail"]
 
 
 def test_unknown_function_in_a_batch_is_404(http):
