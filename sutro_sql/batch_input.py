@@ -47,11 +47,7 @@ def batch_reader(data: Any) -> pa.RecordBatchReader:
         return batch_reader(pa.RecordBatchReader.from_stream(data))
     if type(data).__module__.startswith("pandas"):
         return batch_reader(pa.Table.from_pandas(data, preserve_index=False))
-    rows = [_decoded_row(row, index) for index, row in enumerate(_row_iterable(data))]
-    try:
-        return batch_reader(pa.Table.from_pylist(rows))
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ValidationError(f"inputs: the rows do not form columns of one type each: {exc}") from None
+    return _rows_reader(data)
 
 
 def iter_row_batches(data: Any) -> Iterator[list[Any]]:
@@ -68,6 +64,23 @@ def iter_row_batches(data: Any) -> Iterator[list[Any]]:
     rows = (_decoded_row(row, index) for index, row in enumerate(_row_iterable(data)))
     while batch := list(itertools.islice(rows, BATCH_ROWS)):
         yield batch
+
+
+def _rows_reader(data: Any) -> pa.RecordBatchReader:
+    """Row dicts as record batches of BATCH_ROWS, read lazily; the first batch sets the schema."""
+    rows = (_object_row(row, index) for index, row in enumerate(_row_iterable(data)))
+
+    def batches(schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
+        while chunk := list(itertools.islice(rows, BATCH_ROWS)):
+            try:
+                yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise ValidationError(f"inputs: the rows do not form columns of one type each: {exc}") from None
+
+    first = next(batches(None), None)
+    if first is None:
+        return pa.RecordBatchReader.from_batches(pa.schema([]), [])
+    return _decoded(first.schema, itertools.chain([first], batches(first.schema)))
 
 
 def _row_iterable(data: Any) -> Iterable[Any]:
@@ -87,6 +100,12 @@ def _decoded_row(row: Any, index: int) -> Any:
     if isinstance(row, str):
         return row
     raise ValidationError(f"inputs: row {index} is a {type(row).__name__}, expected an object")
+
+
+def _object_row(row: Any, index: int) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise ValidationError(f"inputs: row {index} is a {type(row).__name__}; Arrow columns need objects")
+    return _decoded_row(row, index)
 
 
 def _text(value: Any, index: int, column: str) -> Any:
