@@ -46,9 +46,9 @@ LenientBool = Annotated[bool, BeforeValidator(_lenient_bool)]
 
 
 class Request(BaseModel):
-    """A request body: unknown fields ignored, strict types for the known ones."""
+    """A request body (or query): unknown fields ignored, the known ones checked."""
 
-    model_config = ConfigDict(extra="ignore", strict=False)
+    model_config = ConfigDict(extra="ignore")
 
 
 class Answer(BaseModel):
