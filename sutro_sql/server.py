@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -33,7 +38,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backends.base import MAX_JOB_DESCRIPTION, MAX_JOB_NAME, TERMINAL_STATUSES, Backend
+from .backends.base import TERMINAL_STATUSES, Backend
 from .config import resolve_home
 from .errors import (
     ConfigurationError,
@@ -43,10 +48,34 @@ from .errors import (
     ValidationError,
 )
 from .urls import is_loopback_host
+from .wire import (
+    STREAM_EVENT,
+    AuthReply,
+    BatchInferenceRequest,
+    CancelReply,
+    ErrorBody,
+    JobCreated,
+    JobList,
+    JobReply,
+    JobResults,
+    JobResultsRequest,
+    JobStatusReply,
+    ListJobsQuery,
+    QuotasReply,
+    ResultsUrl,
+    ResultsUrlQuery,
+    RunFunctionRequest,
+    RunFunctionResponse,
+    field_error,
+)
 
-MAX_BODY_BYTES = 256 << 20
-MAX_EXPIRES_SECONDS = 604_800
-MAX_DOWNLOAD_BYTES = 16 << 30
+#: Default cap on a request body: one JSON body is held and parsed whole (about 4x its size in
+#: memory), so bigger batches go as a file URL (v1 §8 recommends >= 100 MB or a JSON 413).
+MAX_BODY_BYTES = 100 << 20
+#: Default cap on a file a URL input names.
+MAX_DOWNLOAD_BYTES = 2 << 30
+#: Same-host redirects a URL input may take.
+MAX_REDIRECTS = 5
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
 PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
 
@@ -61,7 +90,13 @@ class _JSON(JSONResponse):
 def _error_response(
     status: int, detail: str, code: str, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return _JSON({"detail": detail, "code": code, "request_id": request_id}, status_code=status, headers=headers)
+    body = ErrorBody(detail=detail, code=code, request_id=request_id)
+    return _JSON(body.model_dump(), status_code=status, headers=headers)
+
+
+def _reply(answer: BaseModel, *, exclude_unset: bool = False) -> Response:
+    """A v1 answer, built through its wire model."""
+    return _JSON(answer.model_dump(exclude_unset=exclude_unset))
 
 
 def _request_id(request: Request) -> str:
@@ -104,16 +139,36 @@ class _Gate:
 # -- request parsing ------------------------------------------------------------------------
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a request may make the server do. `allow_local_urls`: download URL inputs from
+    loopback, private and link-local addresses too (off: a client could make the server fetch
+    from its own network)."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES
+    allow_local_urls: bool = False
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 20):g} MB" if count >= 1 << 20 else f"{count} bytes"
+
+
+async def _json_body(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object: lenient (NaN/Infinity tokens accepted, as Python's encoder
-    writes them for pandas gaps), bounded in size."""
+    writes them for pandas gaps). Past `limit` bytes it is a 413, answered before reading on: at
+    once when Content-Length says so, else as soon as the stream crosses it."""
+    too_large = _HTTPError(
+        413, f"Request body exceeds {_size(limit)}, this server's limit; send a file URL instead.", "payload_too_large"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise _HTTPError(
-                413, f"Request body exceeds {MAX_BODY_BYTES >> 20} MB; send a file URL instead.", "payload_too_large"
-            )
+        if len(body) > limit:
+            raise too_large
     try:
         data = json.loads(body) if body else None
     except ValueError as exc:
@@ -131,36 +186,15 @@ class _HTTPError(Exception):
         self.status, self.detail, self.code = status, detail, code
 
 
-def _bool(value: Any, field: str, default: bool = False) -> bool:
-    """A boolean from JSON or a query string; `True`/`true`/`1` alike (requests sends `True`)."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise ValidationError(f"{field}: expected a boolean, got {value!r}.")
+M = TypeVar("M", bound=BaseModel)
 
 
-def _optional_text(body: dict[str, Any], field: str, limit: int) -> str | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"{field}: expected a string.")
-    if len(value) > limit:
-        raise ValidationError(f"{field}: at most {limit} characters, got {len(value)}.")
-    return value
-
-
-def _priority(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
-        raise ValidationError(f"job_priority: must be 0 or 1, got {value!r}.")
-    return value
+def _parsed(model: type[M], data: Any) -> M:
+    """`data` (a body or the query parameters) as `model`; a bad field is a 422 naming it."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"{field_error(exc)}.") from None
 
 
 # -- the API --------------------------------------------------------------------------------
@@ -169,8 +203,9 @@ def _priority(value: Any) -> int:
 class _API:
     """Route handlers over one backend."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, limits: ServerLimits) -> None:
         self.backend = backend
+        self.limits = limits
         self._signing_key = secrets.token_bytes(32)
         self._stream_slots: anyio.CapacityLimiter | None = None
 
@@ -181,52 +216,37 @@ class _API:
             self._stream_slots = anyio.CapacityLimiter(MAX_STREAMS)
         return await anyio.to_thread.run_sync(next, events, None, limiter=self._stream_slots)
 
+    async def body(self, request: Request) -> dict[str, Any]:
+        return await _json_body(request, self.limits.max_body_bytes)
+
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await run_in_threadpool(fn, *args, **kwargs)
 
     async def run_function(self, request: Request) -> Response:
-        body = await _json_body(request)
-        if "input" not in body:
-            raise ValidationError("input: field required.")
-        value = body["input"]
-        if not isinstance(value, (dict, str)):
-            raise ValidationError(f"input: expected an object or a string, got {type(value).__name__}.")
-        confidence = _bool(body.get("confidence_scoring"), "confidence_scoring", default=True)
+        body = _parsed(RunFunctionRequest, await self.body(request))
         name = request.path_params["name"]
-        answer = await self.call(self.backend.run_function, name, value, confidence_scoring=confidence)
-        return _JSON(answer)
+        answer = await self.call(
+            self.backend.run_function, name, body.input, confidence_scoring=body.confidence_scoring
+        )
+        return _reply(RunFunctionResponse.model_validate(answer), exclude_unset=True)
 
     async def batch_inference(self, request: Request) -> Response:
-        body = await _json_body(request)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise ValidationError("model: the name of a published Function is required.")
-        inputs = body.get("inputs")
-        if isinstance(inputs, str) and inputs.startswith("dataset-"):
-            raise ValidationError("inputs: datasets have been removed; send rows or a file URL.")
-        if isinstance(inputs, str) and not inputs.startswith(("http://", "https://")):
-            raise ValidationError("inputs: expected a list of rows or an http(s) URL of a .csv/.parquet file.")
-        if not isinstance(inputs, (list, str)) or not inputs:
-            raise ValidationError("inputs: expected a non-empty list of rows.")
+        body = _parsed(BatchInferenceRequest, await self.body(request))
         for field in ("json_schema", "system_prompt"):
-            if body.get(field) is not None:
+            if getattr(body, field) is not None:
                 raise ValidationError(f"{field}: not allowed for a Function job; the Function defines it.")
-        dry_run = any(_bool(body.get(alias), alias) for alias in ("cost_estimate", "dryrun", "dry_run"))
-        id_column = body.get("id_column_name")
-        if id_column is not None and not isinstance(id_column, str):
-            raise ValidationError("id_column_name: expected a string.")
         options = {
-            "job_priority": _priority(body.get("job_priority")),
-            "dry_run": dry_run,
-            "job_name": _optional_text(body, "name", MAX_JOB_NAME),
-            "description": _optional_text(body, "description", MAX_JOB_DESCRIPTION),
-            "id_column": id_column,
+            "job_priority": body.job_priority,
+            "dry_run": body.estimate,
+            "job_name": body.name,
+            "description": body.description,
+            "id_column": body.id_column_name,
         }
-        if isinstance(inputs, list):
-            job_id = await self.call(self.backend.submit_batch, model, inputs, **options)
+        if isinstance(body.inputs, list):
+            job_id = await self.call(self.backend.submit_batch, body.model, body.inputs, **options)
         else:
-            job_id = await self.call(self._submit_from_url, model, inputs, options)
-        return _JSON({"results": job_id, "metadata": {"job_id": job_id, "message": "Job created successfully"}})
+            job_id = await self.call(self._submit_from_url, body.model, body.inputs, options)
+        return _reply(JobCreated(results=job_id, metadata={"job_id": job_id, "message": "Job created successfully"}))
 
     def _submit_from_url(self, model: str, url: str, options: dict[str, Any]) -> str:
         """Download the file (as a deployment would), submit it as a local file, then drop it."""
@@ -237,25 +257,28 @@ class _API:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{uuid.uuid4().hex}{suffix}"
         try:
-            _download(url, target)
+            _download(url, target, self.limits)
             return self.backend.submit_batch(model, str(target), **options)
+        except ValidationError as exc:  # name the input, never the server's folders
+            raise ValidationError(exc.detail.replace(str(target), "inputs (the downloaded file)")) from None
         finally:
             target.unlink(missing_ok=True)
 
     async def job_status(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         status = await self.call(self.backend.get_job_status, job_id)
-        return _JSON({"job_status": {job_id: status}})
+        return _reply(JobStatusReply(job_status={job_id: status}))
 
     async def job(self, request: Request) -> Response:
-        return _JSON({"job": await self.call(self.backend.get_job, request.path_params["job_id"])})
+        job = await self.call(self.backend.get_job, request.path_params["job_id"])
+        return _reply(JobReply.model_validate({"job": job}))
 
     async def stream_progress(self, request: Request) -> Response:
         events = await self.call(self.backend.stream_job_progress, request.path_params["job_id"])
 
         async def lines() -> AsyncIterator[bytes]:
             while (event := await self.next_event(events)) is not None:
-                yield json.dumps(event, separators=(",", ":")).encode() + b"\n"
+                yield STREAM_EVENT.dump_json(STREAM_EVENT.validate_python(event)) + b"\n"
             # The job is terminal: a last heartbeat makes an attached SDK look at the status now
             # instead of polling for it after the stream closes.
             yield b'{"update_type":"heartbeat"}\n'
@@ -263,17 +286,15 @@ class _API:
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
 
     async def job_results(self, request: Request) -> Response:
-        body = await _json_body(request)
-        job_id = body.get("job_id")
-        if not isinstance(job_id, str) or not job_id:
-            raise ValidationError("job_id: field required.")
+        body = _parsed(JobResultsRequest, await self.body(request))
         columns = await self._result_columns(
-            job_id,
-            include_inputs=_bool(body.get("include_inputs"), "include_inputs"),
-            include_logprobs=_bool(body.get("include_cumulative_logprobs"), "include_cumulative_logprobs"),
-            include_errors=_bool(body.get("include_errors"), "include_errors"),
+            body.job_id,
+            include_inputs=body.include_inputs,
+            include_logprobs=body.include_cumulative_logprobs,
+            include_errors=body.include_errors,
         )
-        return _JSON({"results": columns, "message": f"Results retrieved successfully for job {job_id}"})
+        message = f"Results retrieved successfully for job {body.job_id}"
+        return _reply(JobResults.model_validate({"results": columns, "message": message}))
 
     async def _result_columns(
         self, job_id: str, *, include_inputs: bool, include_logprobs: bool, include_errors: bool
@@ -295,19 +316,11 @@ class _API:
 
     async def results_url(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        query = request.query_params
-        if query.get("format", "parquet") != "parquet":
-            raise _HTTPError(
-                400, f"format: only 'parquet' is supported, got {query.get('format')!r}.", "unsupported_format"
-            )
-        include_inputs = _bool(query.get("include_inputs"), "include_inputs")
-        include_logprobs = _bool(query.get("include_cumulative_logprobs"), "include_cumulative_logprobs")
-        try:
-            expires_in = int(query.get("expires_in_seconds", "3600"))
-        except ValueError:
-            raise ValidationError("expires_in_seconds: expected an integer.") from None
-        if not 1 <= expires_in <= MAX_EXPIRES_SECONDS:
-            raise ValidationError(f"expires_in_seconds: must be 1..{MAX_EXPIRES_SECONDS}, got {expires_in}.")
+        query = _parsed(ResultsUrlQuery, dict(request.query_params))
+        if query.format != "parquet":
+            raise _HTTPError(400, f"format: only 'parquet' is supported, got {query.format!r}.", "unsupported_format")
+        include_inputs, include_logprobs = query.include_inputs, query.include_cumulative_logprobs
+        expires_in = query.expires_in_seconds
         filename = f"sutro-results~{job_id}~inputs={int(include_inputs)}~logprobs={int(include_logprobs)}.parquet"
         path = Path(self.backend.home) / "artifacts" / filename
         if not path.exists():  # results are immutable: build once per (job, flags), then reuse
@@ -323,21 +336,23 @@ class _API:
                 expires=expires, signature=self._sign(filename, expires)
             )
         )
-        return _JSON(
-            {
-                "job_id": job_id,
-                "format": "parquet",
-                "include_inputs": include_inputs,
-                "include_cumulative_logprobs": include_logprobs,
-                "expires_in_seconds": expires_in,
-                "artifact": {
-                    "bucket": "local",
-                    "key": f"artifacts/{filename}",
-                    "filename": filename,
-                    "size_bytes": path.stat().st_size,
-                },
-                "urls": {"get": url, "head": url},
-            }
+        return _reply(
+            ResultsUrl.model_validate(
+                {
+                    "job_id": job_id,
+                    "format": "parquet",
+                    "include_inputs": include_inputs,
+                    "include_cumulative_logprobs": include_logprobs,
+                    "expires_in_seconds": expires_in,
+                    "artifact": {
+                        "bucket": "local",
+                        "key": f"artifacts/{filename}",
+                        "filename": filename,
+                        "size_bytes": path.stat().st_size,
+                    },
+                    "urls": {"get": url, "head": url},
+                }
+            )
         )
 
     def _sign(self, filename: str, expires: int) -> str:
@@ -363,51 +378,91 @@ class _API:
         job_id = request.path_params["job_id"]
         status = await self.call(self.backend.get_job_status, job_id)
         if status in TERMINAL_STATUSES:
-            return _JSON(
-                {
-                    "cancelled": False,
-                    "message": f"Job {job_id} could not be cancelled because it has already completed ({status}).",
-                }
-            )
+            message = f"Job {job_id} could not be cancelled because it has already completed ({status})."
+            return _reply(CancelReply(cancelled=False, message=message))
         await self.call(self.backend.cancel_job, job_id)
-        return _JSON({"cancelled": True, "message": f"Job {job_id} has been successfully cancelled"})
+        return _reply(CancelReply(cancelled=True, message=f"Job {job_id} has been successfully cancelled"))
 
     async def list_jobs(self, request: Request) -> Response:
+        query = _parsed(ListJobsQuery, dict(request.query_params))
         jobs = await self.call(self.backend.list_jobs)
-        if "limit" not in request.query_params:
-            return _JSON({"message": "Jobs retrieved successfully.", "jobs": jobs})
-        try:
-            limit = int(request.query_params["limit"])
-            start = int(request.query_params.get("cursor") or 0)
-        except ValueError:
-            raise ValidationError("limit/cursor: expected integers.") from None
-        if not 1 <= limit <= 100:
-            raise ValidationError(f"limit: must be 1..100, got {limit}.")
-        end = start + limit
-        return _JSON({"jobs": jobs[start:end], "next_cursor": str(end) if end < len(jobs) else None})
+        if query.limit is None:
+            return _reply(JobList.model_validate({"message": "Jobs retrieved successfully.", "jobs": jobs}))
+        end = query.cursor + query.limit
+        page = {"jobs": jobs[query.cursor : end], "next_cursor": str(end) if end < len(jobs) else None}
+        return _reply(JobList.model_validate(page), exclude_unset=True)
 
     async def quotas(self, request: Request) -> Response:
-        return _JSON({"quotas": await self.call(self.backend.get_quotas)})
+        return _reply(QuotasReply.model_validate({"quotas": await self.call(self.backend.get_quotas)}))
 
     async def auth_check(self, request: Request) -> Response:
-        return _JSON({"authenticated": True})
+        return _reply(AuthReply(authenticated=True))
 
 
-def _download(url: str, target: Path) -> None:
-    """Stream `url` into `target`, bounded in time and size; failures name the `inputs` field."""
-    written = 0
+def _download(url: str, target: Path, limits: ServerLimits) -> None:
+    """Stream `url` into `target`, bounded in time and size. Each hop's host must resolve to public
+    addresses only (unless `limits.allow_local_urls`), and redirects stay on the same host.
+    Failures name the `inputs` field. (The address is checked before connecting; a DNS answer
+    that changes between the check and the connection is not caught.)"""
+    timeout = httpx.Timeout(60.0, connect=10.0)
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            _check_url_host(url, limits.allow_local_urls)
+            try:
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        url = _same_host_redirect(url, response)
+                        continue
+                    _save(response, target, limits.max_download_bytes)
+                    return
+            except httpx.HTTPError as exc:
+                raise ValidationError(f"inputs: cannot download the file ({type(exc).__name__}).") from None
+    raise ValidationError(f"inputs: the file URL redirects more than {MAX_REDIRECTS} times.")
+
+
+def _check_url_host(url: str, allow_local: bool) -> None:
+    """Refuse a URL whose host is, or resolves to, a loopback, private or link-local address."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValidationError("inputs: expected an http(s) URL of a .csv/.parquet file.")
     try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True) as response:
-            if not response.is_success:
-                raise ValidationError(f"inputs: downloading the file failed with HTTP {response.status_code}.")
-            with target.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    written += len(chunk)
-                    if written > MAX_DOWNLOAD_BYTES:
-                        raise ValidationError(f"inputs: the file is larger than {MAX_DOWNLOAD_BYTES >> 30} GB.")
-                    out.write(chunk)
-    except httpx.HTTPError as exc:
-        raise ValidationError(f"inputs: cannot download the file ({type(exc).__name__}).") from None
+        infos = socket.getaddrinfo(parsed.host, parsed.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise ValidationError(f"inputs: cannot resolve the host {parsed.host!r} of the file URL.") from None
+    if allow_local:
+        return
+    for *_, address in infos:
+        ip = ipaddress.ip_address(address[0].split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not ip.is_global:
+            raise ValidationError(
+                f"inputs: the file URL's host {parsed.host!r} is a loopback, private or link-local address ({ip}); "
+                "this server does not download from those (serve with --allow-local-urls to allow it)."
+            )
+
+
+def _same_host_redirect(url: str, response: httpx.Response) -> str:
+    target = response.url.join(response.headers.get("location", ""))
+    if (target.host or "").lower() != (httpx.URL(url).host or "").lower():
+        raise ValidationError(f"inputs: the file URL redirects to another host ({target.host!r}); refused.")
+    return str(target)
+
+
+def _save(response: httpx.Response, target: Path, max_bytes: int) -> None:
+    if not response.is_success:
+        raise ValidationError(f"inputs: downloading the file failed with HTTP {response.status_code}.")
+    too_large = ValidationError(f"inputs: the file is larger than {_size(max_bytes)}, this server's limit.")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    written = 0
+    with target.open("wb") as out:
+        for chunk in response.iter_bytes():
+            written += len(chunk)
+            if written > max_bytes:
+                raise too_large
+            out.write(chunk)
 
 
 def _write_parquet(columns: dict[str, list[Any]], path: Path) -> None:
@@ -440,11 +495,12 @@ def _routes(api: _API) -> list[Route]:
     return routes
 
 
-def create_app(backend: Backend, api_key: str) -> ASGIApp:
-    """The v1 API over `backend`, for clients sending `Authorization: Key <api_key>`."""
+def create_app(backend: Backend, api_key: str, limits: ServerLimits | None = None) -> ASGIApp:
+    """The v1 API over `backend`, for clients sending `Authorization: Key <api_key>`, within
+    `limits` (default: `ServerLimits()`)."""
     if not api_key:
         raise ConfigurationError("sutro-sql serve needs a non-empty API key.")
-    api = _API(backend)
+    api = _API(backend, limits or ServerLimits())
 
     async def on_sutro_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SutroSQLError)
@@ -486,8 +542,12 @@ def serve(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     backend: Backend | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+    allow_local_urls: bool = False,
 ) -> None:
-    """Serve `backend` (default: the LocalBackend of `home`) until interrupted.
+    """Serve `backend` (default: the LocalBackend of `home`) until interrupted, within the
+    limits given (see `ServerLimits`).
 
     Plain HTTP only on a loopback host: anywhere else the key would cross a network in clear,
     so both `ssl_certfile` and `ssl_keyfile` are required.
@@ -512,7 +572,7 @@ def serve(
     print(f"sutro-sql: serving {backend.identity} at {scheme}://{shown_host}:{port}/v1", file=sys.stderr, flush=True)
     try:
         uvicorn.run(
-            create_app(backend, api_key),
+            create_app(backend, api_key, ServerLimits(max_body_bytes, max_download_bytes, allow_local_urls)),
             host=host,
             port=port,
             ssl_certfile=ssl_certfile,

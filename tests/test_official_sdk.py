@@ -104,7 +104,7 @@ def sdk():
 @pytest.fixture
 def deployment(tmp_path):
     env = {"SUTRO_TEST_ENGINE_DELAY": "0.002"}
-    with ServedDeployment(make_home(tmp_path / "home"), env=env) as served:
+    with ServedDeployment(make_home(tmp_path / "home"), env=env, allow_local_urls=True) as served:
         yield served
 
 

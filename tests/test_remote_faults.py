@@ -236,6 +236,7 @@ def test_progress_stream_reopens_after_a_drop_and_ends_at_a_terminal_status(serv
     lines = b'{"update_type":"progress","result":1}\n{"update_type":"heartbeat"}\nnot json\n'
     server.queue(
         Reply(200, body=lines + b'{"update_type":"progress","result":2}\n' * 50, drop=True),
+        STATUS_OK,
         Reply(200, body=lines + b'{"update_type":"progress","result":3}\n'),
         Reply(200, {"job_status": {"job-1": "SUCCEEDED"}}),
     )
@@ -245,14 +246,25 @@ def test_progress_stream_reopens_after_a_drop_and_ends_at_a_terminal_status(serv
     assert {"update_type": "heartbeat"} in events
     assert [seen.path for seen in server.seen] == [
         "/v1/stream-job-progress/job-1",
+        "/v1/job-status/job-1",
         "/v1/stream-job-progress/job-1",
         "/v1/job-status/job-1",
     ]
 
 
+def test_a_failing_progress_stream_of_a_finished_job_stops_at_the_first_status_check(server, tmp_path):
+    """A stream that keeps failing is not retried for `reconnect_seconds` once the job is over."""
+    server.queue(error(503, "internal_error"), Reply(200, {"job_status": {"job-1": "SUCCEEDED"}}))
+    server.default = error(503, "internal_error")
+    with backend_for(server.url, tmp_path) as backend:
+        assert list(backend.stream_job_progress("job-1")) == []
+    assert [seen.path for seen in server.seen] == ["/v1/stream-job-progress/job-1", "/v1/job-status/job-1"]
+
+
 def test_progress_stream_waits_through_a_503_from_a_restarting_server(server, tmp_path):
     server.queue(
         error(503, "internal_error"),
+        STATUS_OK,
         Reply(200, body=b'{"update_type":"progress","result":5}\n'),
         Reply(200, {"job_status": {"job-1": "FAILED"}}),
     )
@@ -288,3 +300,26 @@ def test_the_key_never_appears_in_errors_logs_or_repr(server, tmp_path, caplog):
         texts = [repr(backend), caplog.text] + [f"{e!s} {e!r} {e.detail} {e.args}" for e in errors]
     assert errors and all(KEY not in text for text in texts)
     assert "***" in str(errors[0])
+
+
+@pytest.mark.parametrize(
+    ("call", "reply", "named"),
+    [
+        (lambda b: b.list_jobs(), {"jobs": [{"status": "RUNNING"}]}, "jobs.0.job_id"),
+        (lambda b: b.get_job_status("job-1"), {"job_status": {"job-1": "running"}}, "job_status.job-1"),
+        (lambda b: b.get_job("job-1"), {"job": {"job_id": "job-1", "status": "QUEUED", "num_rows": "x"}}, "num_rows"),
+        (lambda b: b.get_quotas(), {"quotas": [{"row_quota": 1}]}, "quotas.0.token_quota"),
+        (lambda b: b.submit_batch("triage", [{"body": "x"}]), {"metadata": {}}, "results"),
+        (lambda b: b.run_function("triage", {"body": "x"}), {"output": "bug", "confidence": "high"}, "confidence"),
+        (lambda b: list(b.stream_job_progress("job-1")), None, "result"),
+    ],
+    ids=["list-jobs", "job-status", "job", "quotas", "batch-inference", "run", "stream"],
+)
+def test_a_reply_that_breaks_the_contract_is_a_server_error_naming_the_field(server, tmp_path, call, reply, named):
+    if reply is None:
+        server.queue(Reply(200, body=b'{"update_type":"progress","result":null}\n'))
+    else:
+        server.queue(Reply(200, reply))
+    with backend_for(server.url, tmp_path, retries=0) as backend, pytest.raises(ServerError) as caught:
+        call(backend)
+    assert f"{named}: " in caught.value.detail, caught.value.detail

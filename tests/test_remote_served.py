@@ -1,4 +1,6 @@
-"""RemoteBackend against `sutro-sql serve` running as a real subprocess on a loopback port.
+"""RemoteBackend against `sutro-sql serve`: the v1 calls in-process (RemoteBackend over
+`InProcessTransport` to `create_app(LocalBackend)`, no socket, so they are fast), and what needs
+a real socket over one: a wrong key, the SQL layer, HTTPS, a slow and a killed server.
 
 The served home answers with the deterministic KeywordEngine, so every answer is
 predicted here by running the same engine in-process on the same spec.
@@ -17,11 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sutro_sql.backends.local import LocalBackend
 from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from sutro_sql.functions import load_spec_file
 from sutro_sql.http import RetryPolicy
+from sutro_sql.server import create_app
 from sutro_sql.sql_layer import register
+from tests.support.asgi_server import InProcessTransport
 from tests.support.engines import KeywordEngine
 from tests.support.serve_process import EXAMPLE_FUNCTIONS, ServedDeployment, make_home
 
@@ -33,6 +38,20 @@ TICKETS = [
     {"ticket_id": 103, "subject": "Oops", "body": "FAIL_ROW please"},
     {"ticket_id": 104, "subject": "Idea", "body": "a feature_request for dark mode"},
 ]
+
+
+@pytest.fixture
+def remote(home, tmp_path):
+    """A RemoteBackend calling the v1 app over a LocalBackend in this process (overrides the
+    socket one in tests/conftest.py for this module)."""
+    key = "sk_inprocess_" + "k" * 12
+    with (
+        LocalBackend(home, engine=KeywordEngine(delay=0)) as local,
+        RemoteBackend(
+            "http://localhost", key, home=tmp_path / "client-home", transport=InProcessTransport(create_app(local, key))
+        ) as backend,
+    ):
+        yield backend
 
 
 def expected_labels(rows: list[dict]) -> list[str | None]:

@@ -7,8 +7,6 @@ import json
 import math
 
 import httpx
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from sutro_sql.backends.local import LocalBackend
@@ -121,29 +119,15 @@ def test_bad_batch_fields_are_422_naming_the_field(http, fields, named):
     assert named in body["detail"]
 
 
-def test_a_file_url_is_downloaded_and_its_id_column_carried_into_results(http, tmp_path):
-    rows = [{"ticket_id": f"T-{i}", **row} for i, row in enumerate(ROWS)]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
-    with FaultServer(Reply(200, body=(tmp_path / "rows.parquet").read_bytes())) as files:
-        job_id = submit(
-            http, inputs=f"{files.url}/exports/rows.parquet?X-Amz-Signature=abc", id_column_name="ticket_id"
-        )
-        assert_error(
-            http.post("/batch-inference", json={"model": "ticket-triage", "inputs": f"{files.url}/rows.txt"}),
-            422,
-            "invalid_input",
-        )
-        files.default = Reply(403, body=b"denied")
+def test_a_loopback_file_url_is_refused_by_default_naming_the_host(http):
+    with FaultServer(Reply(200, body=b"subject,body\na,b\n")) as files:
         refused = assert_error(
-            http.post("/batch-inference", json={"model": "ticket-triage", "inputs": f"{files.url}/x.csv"}),
+            http.post("/batch-inference", json={"model": "ticket-triage", "inputs": f"{files.url}/rows.csv"}),
             422,
             "invalid_input",
         )
-        assert "HTTP 403" in refused["detail"]
-    finished(http, job_id)
-    columns = http.post("/job-results", json={"job_id": job_id}).json()["results"]
-    assert columns["ticket_id"] == ["T-0", "T-1"]
-    assert [json.loads(o)["response"] for o in columns["outputs"]] == ["billing", "bug"]
+        assert files.seen == []
+    assert "'127.0.0.1'" in refused["detail"] and "--allow-local-urls" in refused["detail"]
 
 
 def test_unknown_function_in_a_batch_is_404(http):
@@ -252,3 +236,49 @@ def test_serve_refuses_plain_http_off_loopback_and_an_empty_key(tmp_path):
             serve(host="127.0.0.1", api_key="", backend=backend)
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "named"),
+    [
+        ("/functions/ticket-triage/run", {}, "input"),
+        ("/functions/ticket-triage/run", {"input": [1, 2]}, "input"),
+        ("/functions/ticket-triage/run", {"input": "x", "confidence_scoring": "maybe"}, "confidence_scoring"),
+        ("/batch-inference", {"inputs": ROWS}, "model"),
+        ("/batch-inference", {"model": "ticket-triage", "inputs": 7}, "inputs"),
+        ("/batch-inference", {"model": "ticket-triage", "inputs": ROWS, "cost_estimate": "sometimes"}, "cost_estimate"),
+        ("/batch-inference", {"model": "ticket-triage", "inputs": ROWS, "sampling_params": "hot"}, "sampling_params"),
+        ("/batch-inference", {"model": "ticket-triage", "inputs": ROWS, "id_column_name": 3}, "id_column_name"),
+        ("/job-results", {"include_inputs": True}, "job_id"),
+        ("/job-results", {"job_id": "job-x", "include_inputs": "perhaps"}, "include_inputs"),
+    ],
+)
+def test_bad_request_bodies_are_422_with_a_string_detail_naming_the_field(http, path, body, named):
+    detail = assert_error(http.post(path, json=body), 422, "invalid_input")["detail"]
+    assert detail.startswith(f"{named}: "), detail
+
+
+def test_optional_batch_fields_may_be_null_unknown_fields_ignored_and_booleans_any_case(http):
+    job_id = submit(
+        http,
+        job_priority=None,
+        cost_estimate="True",
+        random_seed_per_input=None,
+        truncate_rows="FALSE",
+        name=None,
+        description=None,
+        a_field_from_a_newer_sdk={"x": 1},
+    )
+    job = finished(http, job_id)
+    assert (job["run_type"], job["job_priority"]) == ("ESTIMATE", 0)
+
+
+def test_bad_query_parameters_are_422_naming_the_parameter(http):
+    body = assert_error(http.get("/list-jobs", params={"limit": "many"}), 422, "invalid_input")
+    assert body["detail"].startswith("limit: ")
+    job_id = submit(http)
+    finished(http, job_id)
+    body = assert_error(
+        http.get(f"/jobs/{job_id}/results-url", params={"include_inputs": "yes please"}), 422, "invalid_input"
+    )
+    assert body["detail"].startswith("include_inputs: ")

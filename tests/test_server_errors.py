@@ -11,7 +11,7 @@ import pytest
 from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.http import RetryPolicy
 from sutro_sql.server import create_app
-from tests.support.asgi_server import serve_app
+from tests.support.asgi_server import InProcessTransport
 from tests.support.fault_server import FaultServer, Reply
 
 KEY = "sk_relay_" + "x" * 12
@@ -25,12 +25,12 @@ def upstream():
 
 @pytest.fixture
 def relay(upstream, tmp_path):
-    """`create_app(RemoteBackend(upstream))` on a real loopback socket."""
+    """`create_app(RemoteBackend(upstream))`, called in-process (the upstream is a real socket)."""
     backend = RemoteBackend(upstream.url, "upstream-key", home=tmp_path, retry=RetryPolicy(max_retries=0))
-    with (
-        serve_app(create_app(backend, KEY)) as origin,
-        httpx.Client(base_url=f"{origin}/v1", headers={"Authorization": f"Key {KEY}"}) as client,
-    ):
+    transport = InProcessTransport(create_app(backend, KEY))
+    with httpx.Client(
+        base_url="http://localhost/v1", headers={"Authorization": f"Key {KEY}"}, transport=transport
+    ) as client:
         yield client
     backend.close()
 

@@ -20,21 +20,22 @@ hide an old job (which then runs again: wasted work, never a wrong answer).
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
+from ..batch_input import iter_row_batches
 from ..config import resolve_home
 from ..errors import (
     AuthenticationError,
@@ -48,13 +49,28 @@ from ..errors import (
 from ..functions import FunctionSpec
 from ..http import RETRYABLE_STATUS, RetryPolicy, raise_for_response
 from ..urls import resolve_credentials
+from ..wire import (
+    EVENT_TYPES,
+    STREAM_EVENT,
+    AuthReply,
+    CancelReply,
+    JobCreated,
+    JobList,
+    JobReply,
+    JobResults,
+    JobStatusReply,
+    QuotasReply,
+    RunFunctionResponse,
+    field_error,
+)
 from .base import MAX_JOB_DESCRIPTION, TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
 
 CONTENT_TAG = "[sutro-sql:{key}]"
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
-ROW_BATCH = 4096
 BODY_CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class RemoteBackend:
@@ -72,7 +88,11 @@ class RemoteBackend:
         retry: RetryPolicy | None = None,
         stream_idle_timeout: float = 120.0,
         reconnect_seconds: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`transport`: what carries the requests (default: httpx's pooled HTTP transport). Tests
+        pass one that calls the v1 ASGI app in-process; every request, retry and error mapping
+        above it is the same code path as over a socket."""
         url, key = resolve_credentials(api_url, api_key)
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -91,7 +111,8 @@ class RemoteBackend:
             timeout=self._control_timeout,
             # Streams hold a connection each without a slot: leave them room in the pool.
             limits=httpx.Limits(max_connections=max_concurrency + 8, max_keepalive_connections=max_concurrency + 8),
-            trust_env=True,
+            trust_env=transport is None,  # proxies from the environment would bypass a given transport
+            transport=transport,
         )
 
     def __repr__(self) -> str:
@@ -120,10 +141,12 @@ class RemoteBackend:
         idempotent: bool,
         timeout: httpx.Timeout | None = None,
         body_file: IO[bytes] | None = None,
+        retries: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One call under the concurrency bound and the retry policy; non-2xx raises typed errors.
-        A `body_file` is streamed, and re-read from its start on every attempt."""
+        """One call under the concurrency bound and the retry policy (one attempt if not
+        `retries`); non-2xx raises typed errors. A `body_file` is streamed, and re-read from its
+        start on every attempt."""
         kwargs["timeout"] = timeout or self._control_timeout
 
         def send() -> httpx.Response:
@@ -132,34 +155,31 @@ class RemoteBackend:
                 return self._client.request(method, path, content=_file_chunks(body_file), **kwargs)
             return self._client.request(method, path, **kwargs)
 
+        policy = self._retry if retries else dataclasses.replace(self._retry, max_retries=0)
         with self._slots:
             try:
-                response = self._retry.send(send, idempotent=idempotent, what=what)
+                response = policy.send(send, idempotent=idempotent, what=what)
                 raise_for_response(response, what=what)
             except SutroSQLError as exc:
                 raise self._scrubbed(exc) from None
         return response
 
-    def _json(self, response: httpx.Response, *, what: str, key: str | None) -> Any:
-        """The `key` field of a JSON object body (the whole object if `key` is None); a malformed
-        body is a ServerError, not a crash."""
+    def _answer(self, response: httpx.Response, model: type[M], *, what: str) -> M:
+        """The body as its wire model; a body that is not JSON, or a field that does not fit the
+        v1 contract, is a ServerError naming it (not a KeyError deep inside a caller)."""
         request_id = response.headers.get("x-request-id")
         try:
             body = response.json()
         except (ValueError, UnicodeDecodeError):
             raise ServerError(
-                f"{what}: the server sent a malformed JSON body (HTTP {response.status_code})",
-                request_id=request_id,
-                status_code=response.status_code,
+                f"{what}: the server sent a malformed JSON body (HTTP {response.status_code})", request_id=request_id
             ) from None
-        if not isinstance(body, dict) or (key is not None and key not in body):
-            expected = "a JSON object" if key is None else f"a {key!r} field"
+        try:
+            return model.model_validate(body)
+        except PydanticValidationError as exc:
             raise ServerError(
-                f"{what}: the server's answer is not {expected}",
-                request_id=request_id,
-                status_code=response.status_code,
-            )
-        return body if key is None else body[key]
+                f"{what}: the server's answer does not fit the v1 contract: {field_error(exc)}", request_id=request_id
+            ) from None
 
     def _scrubbed(self, exc: SutroSQLError) -> SutroSQLError:
         """The same error with the key masked, should a server ever echo it back."""
@@ -182,7 +202,7 @@ class RemoteBackend:
         response = self._request(
             "POST", f"functions/{_segment(name)}/run", what=what, idempotent=False, timeout=self._run_timeout, json=body
         )
-        return self._json(response, what=what, key=None)
+        return self._answer(response, RunFunctionResponse, what=what).model_dump(exclude_unset=True)
 
     def get_function_spec(self, name: str) -> FunctionSpec | None:
         return None  # a deployment's Functions are known by name only
@@ -235,10 +255,7 @@ class RemoteBackend:
             )
         if response.status_code != 200:  # the SDK treats any other 2xx as a failure too
             raise ServerError(f"{what}: expected HTTP 200, got {response.status_code}")
-        job_id = self._json(response, what=what, key="results")
-        if not isinstance(job_id, str) or not job_id:
-            raise ServerError(f"{what}: the server answered without a job id")
-        return job_id
+        return self._answer(response, JobCreated, what=what).results
 
     def _job_with_tag(self, tag: str) -> str | None:
         for job in self.list_jobs():
@@ -249,19 +266,15 @@ class RemoteBackend:
     def get_job_status(self, job_id: str) -> str:
         what = f"job {job_id}"
         response = self._request("GET", f"job-status/{_segment(job_id)}", what=what, idempotent=True)
-        statuses = self._json(response, what=what, key="job_status")
-        status = statuses.get(job_id) if isinstance(statuses, dict) else None
-        if not isinstance(status, str):
+        status = self._answer(response, JobStatusReply, what=what).job_status.get(job_id)
+        if status is None:
             raise ServerError(f"{what}: the status answer does not name this job")
         return status
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         what = f"job {job_id}"
         response = self._request("GET", f"jobs/{_segment(job_id)}", what=what, idempotent=True)
-        job = self._json(response, what=what, key="job")
-        if not isinstance(job, dict):
-            raise ServerError(f"{what}: the job answer is not an object")
-        return job
+        return self._answer(response, JobReply, what=what).job.model_dump()
 
     def stream_job_progress(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Progress events until the job is terminal. A stream that ends or drops early is
@@ -281,13 +294,16 @@ class RemoteBackend:
                             raise self._scrubbed(exc) from None
                     attempt, down_since = 0, None
                     for line in response.iter_lines():
-                        event = _event(line)
+                        event = _event(line, what=what)
                         if event is not None:
                             yield event
                 status = self.get_job_status(job_id)
             except (httpx.TransportError, BackendUnavailableError, ServerError) as exc:
                 if isinstance(exc, ServerError) and exc.status_code not in RETRYABLE_STATUS:
                     raise
+                # The stream failed, but the job may be over: ask before trying again.
+                if self._status_now(job_id) in TERMINAL_STATUSES:
+                    return
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since > self._reconnect_seconds:
                     raise BackendUnavailableError(f"{what}: server unreachable ({type(exc).__name__})") from None
@@ -297,6 +313,16 @@ class RemoteBackend:
             if status in TERMINAL_STATUSES:
                 return
             self._retry.sleep(0.2)  # the stream closed early (a restarting server): open it again
+
+    def _status_now(self, job_id: str) -> str | None:
+        """The job's status in one attempt, or None while the server cannot say (down, 5xx)."""
+        try:
+            response = self._request(
+                "GET", f"job-status/{_segment(job_id)}", what=f"job {job_id}", idempotent=True, retries=False
+            )
+            return self._answer(response, JobStatusReply, what=f"job {job_id}").job_status.get(job_id)
+        except (BackendUnavailableError, ServerError):
+            return None
 
     def get_job_results(
         self, job_id: str, *, include_inputs: bool = False, include_cumulative_logprobs: bool = False
@@ -309,31 +335,28 @@ class RemoteBackend:
         }
         body["include_errors"] = True  # sutro-sql serve adds per-row errors; other deployments ignore it
         response = self._request("POST", "job-results", what=what, idempotent=True, json=body)
-        columns = self._json(response, what=what, key="results")
-        return _results_table(
-            columns, include_inputs=include_inputs, include_logprobs=include_cumulative_logprobs, what=what
-        )
+        columns = self._answer(response, JobResults, what=what).results.root
+        return _results_table(columns, include_inputs=include_inputs, include_logprobs=include_cumulative_logprobs)
 
     def cancel_job(self, job_id: str) -> None:
-        self._request("GET", f"job-cancel/{_segment(job_id)}", what=f"cancel job {job_id}", idempotent=True)
+        what = f"cancel job {job_id}"
+        response = self._request("GET", f"job-cancel/{_segment(job_id)}", what=what, idempotent=True)
+        self._answer(response, CancelReply, what=what)
 
     def list_jobs(self) -> list[dict[str, Any]]:
         response = self._request("GET", "list-jobs", what="list jobs", idempotent=True)
-        jobs = self._json(response, what="list jobs", key="jobs")
-        if not isinstance(jobs, list):
-            raise ServerError("list jobs: `jobs` is not a list")
-        return jobs
+        return [job.model_dump() for job in self._answer(response, JobList, what="list jobs").jobs]
 
     def get_quotas(self) -> list[dict[str, Any]]:
         response = self._request("GET", "get-quotas", what="quotas", idempotent=True)
-        return self._json(response, what="quotas", key="quotas")
+        return [quota.model_dump() for quota in self._answer(response, QuotasReply, what="quotas").quotas]
 
     def check_auth(self) -> bool:
         try:
             response = self._request("GET", "auth/check", what="auth check", idempotent=True)
         except AuthenticationError:
             return False
-        return self._json(response, what="auth check", key="authenticated") is True
+        return self._answer(response, AuthReply, what="auth check").authenticated is True
 
     def close(self) -> None:
         self._client.close()
@@ -386,7 +409,7 @@ def _write_batch_body(out: IO[bytes], fields: dict[str, Any], data: BatchInput, 
     head = json.dumps(fields)
     out.write(head[:-1].encode() + b', "inputs": [')
     count = 0
-    for row in _rows(data):
+    for row in (row for batch in iter_row_batches(data) for row in batch):
         if id_column is not None and isinstance(row, dict) and id_column not in row:
             raise ValidationError(f"id_column: row {count} has no column {id_column!r}")
         if count:
@@ -399,68 +422,31 @@ def _write_batch_body(out: IO[bytes], fields: dict[str, Any], data: BatchInput, 
     return out.tell()
 
 
-def _rows(data: BatchInput) -> Iterator[dict[str, Any]]:
-    if isinstance(data, (str, Path)):
-        yield from _file_rows(Path(data))
-    elif isinstance(data, pa.Table):
-        for batch in data.to_batches(max_chunksize=ROW_BATCH):
-            yield from batch.to_pylist()
-    elif isinstance(data, pa.RecordBatchReader):
-        for batch in data:
-            yield from batch.to_pylist()
-    elif hasattr(data, "to_arrow"):  # a polars DataFrame
-        yield from _rows(data.to_arrow())
-    elif hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame (iterating it gives column names)
-        yield from data.to_dict(orient="records")
-    elif isinstance(data, Iterable):
-        for index, row in enumerate(data):
-            if not isinstance(row, (dict, str)):
-                raise ValidationError(f"inputs: row {index} is a {type(row).__name__}, expected an object")
-            yield row
-    else:
-        raise ValidationError(f"inputs: cannot read rows from a {type(data).__name__}")
-
-
-def _file_rows(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        raise ValidationError(f"inputs: no such file {str(path)!r}")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_BATCH):
-            yield from batch.to_pylist()
-    elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-        # Every column as text: "00123" stays "00123", as a Function input should.
-        options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header})
-        for batch in pa_csv.open_csv(path, convert_options=options):
-            yield from batch.to_pylist()
-    else:
-        raise ValidationError(f"inputs: {path.name}: only .csv and .parquet files can be sent")
-
-
-def _event(line: str) -> dict[str, Any] | None:
-    """One NDJSON progress line; blank, non-JSON or untyped lines are skipped (as the SDK does)."""
+def _event(line: str, *, what: str) -> dict[str, Any] | None:
+    """One NDJSON progress line as its wire model's dict. Blank, non-JSON, untyped and unknown
+    `update_type` lines are skipped, as the SDK does; a known event with a bad field is a
+    ServerError naming it."""
     if not line.strip():
         return None
     try:
         event = json.loads(line)
     except ValueError:
         return None
-    return event if isinstance(event, dict) and "update_type" in event else None
+    if not isinstance(event, dict) or event.get("update_type") not in EVENT_TYPES:
+        return None
+    try:
+        return STREAM_EVENT.validate_python(event).model_dump()
+    except PydanticValidationError as exc:
+        raise ServerError(f"{what}: a progress event does not fit the v1 contract: {field_error(exc)}") from None
 
 
 def _json_text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _results_table(columns: Any, *, include_inputs: bool, include_logprobs: bool, what: str) -> pa.Table:
-    """v1 result columns -> [inputs], [id columns], outputs, confidence_score, [cumulative_logprobs], error."""
-    if not isinstance(columns, dict) or not isinstance(columns.get("outputs"), list):
-        raise ServerError(f"{what}: results are not columns with an `outputs` list")
-    lengths = {name: len(values) for name, values in columns.items() if isinstance(values, list)}
-    if len(set(lengths.values())) != 1 or len(lengths) != len(columns):
-        raise ServerError(f"{what}: result columns have unequal lengths {lengths}")
+def _results_table(columns: dict[str, list[Any]], *, include_inputs: bool, include_logprobs: bool) -> pa.Table:
+    """v1 result columns (checked by `wire.ResultColumns`) -> [inputs], [id columns], outputs,
+    confidence_score, [cumulative_logprobs], error."""
     outputs = [_json_text(v) for v in columns["outputs"]]
     arrays: dict[str, pa.Array] = {}
     if include_inputs and "inputs" in columns:

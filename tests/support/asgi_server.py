@@ -1,7 +1,6 @@
-"""Serve an ASGI app (the v1 `create_app`) with uvicorn on a free loopback port, in a thread.
-
-For tests that need the real HTTP server in-process, e.g. to reach its backend's internals;
-`serve_process.ServedDeployment` runs `sutro-sql serve` as a subprocess instead.
+"""The v1 ASGI app (`create_app`) in this process, two ways: over a real loopback socket
+(uvicorn in a thread), or with no socket at all (`InProcessTransport`, for RemoteBackend's
+`transport=`). `serve_process.ServedDeployment` runs `sutro-sql serve` as a subprocess instead.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import anyio.from_thread
+import httpx
 import uvicorn
 
 
@@ -33,3 +34,33 @@ def serve_app(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """A sync httpx transport that calls an ASGI app in this process.
+
+    httpx's own `ASGITransport` is async-only, so it runs here on an anyio blocking portal (one
+    event-loop thread, shared by every calling thread). Everything above the transport
+    (RemoteBackend's requests, retries, error mapping) is the production path; only the socket
+    is gone. Like `ASGITransport`, a response is read whole before it is returned, so a progress
+    stream arrives at once when the job ends (it still ends: the v1 stream closes at a terminal
+    status).
+    """
+
+    def __init__(self, app) -> None:
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        self._portal_context = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_context.__enter__()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=request.read())
+
+        async def call() -> tuple[int, httpx.Headers, bytes]:
+            response = await self._asgi.handle_async_request(forwarded)
+            return response.status_code, response.headers, await response.aread()
+
+        status, headers, content = self._portal.call(call)
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        self._portal_context.__exit__(None, None, None)

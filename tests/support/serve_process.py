@@ -42,11 +42,14 @@ class ServedDeployment:
         api_key: str = TEST_KEY,
         env: dict[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,
+        allow_local_urls: bool = False,
     ) -> None:
-        """`tls`: (certificate, private key) PEM files to serve HTTPS with."""
+        """`tls`: (certificate, private key) PEM files to serve HTTPS with. `allow_local_urls`:
+        serve with `--allow-local-urls`, so URL inputs may name a loopback file server."""
         self.home = home
         self.api_key = api_key
         self.tls = tls
+        self.allow_local_urls = allow_local_urls
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -72,6 +75,8 @@ class ServedDeployment:
         command = [str(SUTRO_SQL), "serve", "--home", str(self.home), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.tls:
             command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]
+        if self.allow_local_urls:
+            command.append("--allow-local-urls")
         log_start = self._log.stat().st_size if self._log.exists() else 0
         with self._log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -20,15 +20,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from ...batch_input import iter_row_batches
 from ...config import HomeConfig, load_object, resolve_home
 from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
 from ...tokens import count_row_tokens
+from ...wire import Job
 from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
 from .answers import realtime_response, usage_tokens
 from .estimate import cost_usd, output_token_allowance
-from .inputs import iter_row_batches
 from .registry import FunctionRegistry
 from .store import JobStore
 from .worker import WorkerPool, WorkerSettings, answer_rows
@@ -376,8 +377,9 @@ def _iso(timestamp: float | None) -> str | None:
 
 
 def _job_object(row: dict[str, Any]) -> dict[str, Any]:
-    """The v1 §4.2 job object, plus rows_done (answered or failed), rows_failed and local details."""
-    return {
+    """The v1 §4.2 job object (`wire.Job`), plus rows_done (answered or failed), rows_failed and
+    local details."""
+    job = {
         "job_id": row["job_id"],
         "status": row["status"],
         "model": row["function"],
@@ -405,6 +407,7 @@ def _job_object(row: dict[str, Any]) -> dict[str, Any]:
         "rows_failed": row["rows_failed"],
         "id_column": row["id_column"],
     }
+    return Job.model_validate(job).model_dump()
 
 
 def _id_json(value: Any) -> Any:

@@ -83,7 +83,7 @@ class FunctionRegistry:
         if found is None and broken is not None:
             raise copy.copy(broken)  # a fresh instance per caller: tracebacks never pile up on a shared one
         if found is None:
-            raise NotFoundError(f"Function {name!r} not found in {self.functions_dir}.", code="function_not_found")
+            raise NotFoundError(f"Function {name!r} not found.", code="function_not_found")  # no server paths
         return found
 
     def all(self) -> list[FunctionSpec]:
