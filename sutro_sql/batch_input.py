@@ -14,8 +14,10 @@ stream protocol (a polars DataFrame), a pandas DataFrame, or a local
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import ValidationError
+from .inputs import FunctionRef, canonical_json
 
 #: Rows per batch handed to a submission loop.
 BATCH_ROWS = 1000
@@ -93,11 +96,16 @@ def _row_iterable(data: Any) -> Iterable[Any]:
 
 
 def _decoded_row(row: Any, index: int) -> Any:
+    """The row with bytes decoded; text that is not valid Unicode (a lone surrogate) refused."""
     if isinstance(row, dict):
+        for name, value in row.items():
+            if isinstance(value, str):
+                _check_unicode(value, index, name)
         if any(isinstance(value, (bytes, bytearray)) for value in row.values()):
             return {name: _text(value, index, name) for name, value in row.items()}
         return row
     if isinstance(row, str):
+        _check_unicode(row, index, "input")
         return row
     raise ValidationError(f"inputs: row {index} is a {type(row).__name__}, expected an object")
 
@@ -115,6 +123,16 @@ def _text(value: Any, index: int, column: str) -> Any:
         return bytes(value).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _not_utf8(index, column, exc) from None
+
+
+def _check_unicode(text: str, index: int, column: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"inputs: row {index} (0-based), column {column!r}: not valid Unicode text "
+            f"(a lone surrogate {text[exc.start]!r} at position {exc.start})."
+        ) from None
 
 
 def _not_utf8(index: int, column: str, exc: UnicodeDecodeError) -> ValidationError:
@@ -195,3 +213,116 @@ def _guarded(batches: Iterable[pa.RecordBatch], text: str) -> Iterator[pa.Record
         yield from batches
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(f"{text}: cannot read: {exc}") from None
+
+
+def batch_source(data: Any, *, id_column: str | None = None) -> Any:
+    """What `batch_run_function` hands the backend, checked: DataFrames become Arrow tables,
+    paths and Arrow pass through (the backend streams them with `iter_row_batches`), lists of
+    rows pass as they are. An `id_column` must exist and hold a value for every row, each once."""
+    if isinstance(data, os.PathLike):
+        data = os.fspath(data)
+    if isinstance(data, str):
+        return _batch_file(data, id_column)
+    pandas = sys.modules.get("pandas")
+    polars = sys.modules.get("polars")
+    if pandas is not None and isinstance(data, pandas.DataFrame):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    elif polars is not None and isinstance(data, polars.DataFrame):
+        data = data.to_arrow()
+    if isinstance(data, pa.RecordBatchReader):
+        _check_id_column(id_column, data.schema.names, "the data")
+        return data
+    if isinstance(data, pa.Table):
+        _check_id_column(id_column, data.schema.names, "the data")
+        if id_column is not None:
+            _check_unique_ids(data.column(id_column), id_column)
+        return data
+    if isinstance(data, (list, tuple)):
+        if id_column is not None:
+            ids = [row.get(id_column) if isinstance(row, dict) else None for row in data]
+            _check_unique_ids(pa.array([None if v is None else str(v) for v in ids], pa.string()), id_column)
+        return data
+    raise TypeError(
+        "data must be a list of dicts, a pandas or polars DataFrame, a pyarrow Table, or a path to "
+        f"a .csv/.parquet file, not {type(data).__name__}"
+    )
+
+
+def _batch_file(path: str, id_column: str | None) -> str:
+    if path.startswith(("http://", "https://")):
+        return path  # a URL: the deployment downloads it (v1 §5.2)
+    suffix = Path(path).suffix.lower()
+    if suffix not in FILE_SUFFIXES:
+        raise ValidationError(f"{path}: batch input files must be .csv or .parquet.")
+    if not Path(path).is_file():
+        raise ValidationError(f"{path}: no such file.")
+    if id_column is not None:
+        ids = _file_column(Path(path), id_column)
+        _check_unique_ids(ids, id_column)
+    return path
+
+
+def _file_column(path: Path, column: str) -> pa.ChunkedArray:
+    """One column of a .csv/.parquet file (as text for CSV), or a ValidationError naming it."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        _check_id_column(column, pq.read_schema(path).names, str(path))
+        return pq.read_table(path, columns=[column]).column(0)
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(path)
+    _check_id_column(column, reader.schema.names, str(path))
+    options = pacsv.ConvertOptions(include_columns=[column], column_types={column: pa.string()})
+    return pacsv.read_csv(path, convert_options=options).column(0)
+
+
+def _check_unique_ids(ids: pa.Array | pa.ChunkedArray, id_column: str) -> None:
+    """Ids carried into results must join back exactly: one per row, none repeated."""
+    import pyarrow.compute as pc
+
+    missing = ids.null_count
+    if missing:
+        first = next(i for i, value in enumerate(ids.is_null().to_pylist()) if value)
+        raise ValidationError(f"id_column {id_column!r}: row {first} (0-based) has no id ({missing} rows in all).")
+    counts = pc.value_counts(ids)
+    repeated = [item["values"] for item in counts.to_pylist() if item["counts"] > 1]
+    if repeated:
+        raise ValidationError(
+            f"id_column {id_column!r} is not unique: {len(repeated)} value(s) repeat, e.g. {repeated[0]!r}; "
+            "use a key column, or leave id_column out to match results by position."
+        )
+
+
+def _check_id_column(id_column: str | None, columns: list[str], where: str) -> None:
+    if id_column is not None and id_column not in columns:
+        raise ValidationError(f"id_column {id_column!r} is not a column of {where} (columns: {columns}).")
+
+
+def batch_content_key(ref: FunctionRef, data: Any, *, id_column: str | None, dry_run: bool) -> str | None:
+    """The content key of a batch: same Function revision, same rows in the same order (and id
+    column) -> same key, so a re-run re-attaches. None for inputs that can be read only once (an
+    Arrow stream) or live elsewhere (a URL): those are always submitted."""
+    digest = hashlib.sha256()
+    if isinstance(data, str):
+        if data.startswith(("http://", "https://")):
+            return None
+        with open(data, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    elif isinstance(data, pa.Table):
+        for batch in data.to_batches():
+            for row in batch.to_pylist():
+                digest.update(canonical_json(row).encode())
+                digest.update(b"\x1e")
+    elif isinstance(data, (list, tuple)):
+        for index, row in enumerate(data):
+            try:
+                digest.update(canonical_json(row).encode())
+            except ValidationError as exc:
+                raise ValidationError(f"inputs: row {index} (0-based): {exc.detail}") from None
+            digest.update(b"\x1e")
+    else:
+        return None
+    parts = ("batch_run_function/1", ref.name, ref.revision, "estimate" if dry_run else "run", id_column or "")
+    return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()

@@ -21,7 +21,6 @@ it) and identical batches re-attach to their job.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -29,7 +28,6 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -39,16 +37,17 @@ from .answer_cache import AnswerCache, answer_key
 from .answers import job_answer_rows, response_from_row
 from .backends import open_backend
 from .backends.base import TERMINAL_STATUSES, Backend, check_job_description, check_job_name
-from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError, ValidationError
+from .batch_input import batch_content_key, batch_source
+from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
-from .inputs import FunctionRef, canonical_json
+from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
 from .results import job_results_frame
 from .stats import Stats
 from .urls import normalize_api_url
 from .waiting import JobWaiter
+from .wire import Job
 
-BATCH_FILE_SUFFIXES = (".csv", ".parquet")
 logger = logging.getLogger("sutro_sql.client")
 #: Statuses after which a batch with the same content is submitted again rather than re-attached.
 RESTARTABLE_STATUSES = frozenset({"FAILED", "CANCELLED"})
@@ -341,7 +340,7 @@ class Client:
         check_job_name(job_name)
         check_job_description(description)
         ref = self.function(name)
-        rows = batch_input(data, id_column=id_column)
+        rows = batch_source(data, id_column=id_column)
         key = batch_content_key(ref, rows, id_column=id_column, dry_run=dry_run) if cache else None
         job = self.submit_or_attach(
             ref,
@@ -413,18 +412,18 @@ class Client:
 
     def run_batch_job(
         self, ref: FunctionRef, rows: Any, *, content_key: str, progress: bool | None = None, **options: Any
-    ) -> dict[str, Any]:
+    ) -> Job:
         """`submit_or_attach`, then wait (with a progress bar, see `wait_for_job`) and count the
         usage this wait saw: all of a job this Client submitted, and what a re-attached job did
         after re-attaching (a resumed job's remaining rows are paid for by this run)."""
         job = self.submit_or_attach(ref, rows, content_key=content_key, **options)
-        before = self.backend.get_job(job.job_id) if job.reattached else {}
-        final = self.wait_for_job(job.job_id, progress=progress)
+        before = self._waiter.job(job.job_id) if job.reattached else Job(job_id=job.job_id, status="QUEUED")
+        final = self._waiter.wait(job.job_id, progress=self.progress if progress is None else progress)
         if not options.get("dry_run"):
             self.stats.count(
-                input_tokens=_usage_delta(final, before, "input_tokens"),
-                output_tokens=_usage_delta(final, before, "output_tokens"),
-                cost_usd=_usage_delta(final, before, "job_cost"),
+                input_tokens=(final.input_tokens or 0) - (before.input_tokens or 0),
+                output_tokens=(final.output_tokens or 0) - (before.output_tokens or 0),
+                cost_usd=(final.job_cost or 0.0) - (before.job_cost or 0.0),
             )
         return final
 
@@ -452,7 +451,8 @@ class Client:
         """Wait until the job is SUCCEEDED and return its final job object, showing a progress bar
         fed by the backend's progress stream. Raises JobFailedError on FAILED/CANCELLED and
         JobTimeoutError when `timeout` seconds pass first (the job keeps running)."""
-        return self._waiter.wait(job_id, timeout=timeout, progress=self.progress if progress is None else progress)
+        progress = self.progress if progress is None else progress
+        return self._waiter.wait(job_id, timeout=timeout, progress=progress).model_dump()
 
     def await_job_completion(
         self,
@@ -548,7 +548,7 @@ class Client:
 
     def _output_schema(self, job_id: str) -> pa.Schema | None:
         """Typed output columns when the backend knows the job's Function and it is an extractor."""
-        name = self.backend.get_job(job_id).get("model")
+        name = self._waiter.job(job_id).model
         if not name:
             return None
         try:
@@ -563,78 +563,3 @@ def _ignored_tracing(metadata: Any, tags: Any, timeout_seconds: float | None = N
         logger.debug(
             "langsmith_metadata, langsmith_tags and timeout_seconds are accepted for the SDK's signature and ignored"
         )
-
-
-def _usage_delta(after: dict[str, Any], before: dict[str, Any], field: str) -> Any:
-    """How much of a job's `field` (tokens, cost) accrued between two reads of the job object."""
-    return (after.get(field) or 0) - (before.get(field) or 0)
-
-
-def batch_input(data: Any, *, id_column: str | None = None) -> Any:
-    """What `batch_run_function` hands the backend: DataFrames become Arrow tables, paths and
-    Arrow pass through (the backend streams them), lists of rows pass as they are."""
-    if isinstance(data, os.PathLike):
-        data = os.fspath(data)
-    if isinstance(data, str):
-        return _batch_file(data, id_column)
-    pandas = sys.modules.get("pandas")
-    polars = sys.modules.get("polars")
-    if pandas is not None and isinstance(data, pandas.DataFrame):
-        data = pa.Table.from_pandas(data, preserve_index=False)
-    elif polars is not None and isinstance(data, polars.DataFrame):
-        data = data.to_arrow()
-    if isinstance(data, (pa.Table, pa.RecordBatchReader)):
-        _check_id_column(id_column, data.schema.names, "the data")
-        return data
-    if isinstance(data, (list, tuple)):
-        return data
-    raise TypeError(
-        "data must be a list of dicts, a pandas or polars DataFrame, a pyarrow Table, or a path to "
-        f"a .csv/.parquet file, not {type(data).__name__}"
-    )
-
-
-def _batch_file(path: str, id_column: str | None) -> str:
-    if path.startswith(("http://", "https://")):
-        return path  # a URL: the deployment downloads it (v1 §5.2)
-    suffix = Path(path).suffix.lower()
-    if suffix not in BATCH_FILE_SUFFIXES:
-        raise ValidationError(f"{path}: batch input files must be .csv or .parquet.")
-    if not Path(path).is_file():
-        raise ValidationError(f"{path}: no such file.")
-    if id_column is not None and suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        _check_id_column(id_column, pq.read_schema(path).names, path)
-    return path
-
-
-def _check_id_column(id_column: str | None, columns: list[str], where: str) -> None:
-    if id_column is not None and id_column not in columns:
-        raise ValidationError(f"id_column {id_column!r} is not a column of {where} (columns: {columns}).")
-
-
-def batch_content_key(ref: FunctionRef, data: Any, *, id_column: str | None, dry_run: bool) -> str | None:
-    """The content key of a batch: same Function revision, same rows in the same order (and id
-    column) -> same key, so a re-run re-attaches. None for inputs that can be read only once (an
-    Arrow stream) or live elsewhere (a URL): those are always submitted."""
-    digest = hashlib.sha256()
-    if isinstance(data, str):
-        if data.startswith(("http://", "https://")):
-            return None
-        with open(data, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    elif isinstance(data, pa.Table):
-        for batch in data.to_batches():
-            for row in batch.to_pylist():
-                digest.update(canonical_json(row).encode())
-                digest.update(b"\x1e")
-    elif isinstance(data, (list, tuple)):
-        for row in data:
-            digest.update(canonical_json(row).encode())
-            digest.update(b"\x1e")
-    else:
-        return None
-    parts = ("batch_run_function/1", ref.name, ref.revision, "estimate" if dry_run else "run", id_column or "")
-    return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()

@@ -38,8 +38,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .backends import open_backend
 from .backends.base import TERMINAL_STATUSES, Backend
-from .config import resolve_home
 from .errors import (
     ConfigurationError,
     NotFoundError,
@@ -564,9 +564,7 @@ def serve(
         )
     owned = backend is None
     if backend is None:
-        from .backends.local import LocalBackend
-
-        backend = LocalBackend(resolve_home(home))
+        backend = open_backend(home, embedded=True)
     scheme = "https" if ssl_certfile else "http"
     shown_host = f"[{host}]" if ":" in host else host
     print(f"sutro-sql: serving {backend.identity} at {scheme}://{shown_host}:{port}/v1", file=sys.stderr, flush=True)

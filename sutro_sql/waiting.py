@@ -13,6 +13,7 @@ from typing import Any
 from .backends.base import TERMINAL_STATUSES, Backend
 from .errors import BackendUnavailableError, JobFailedError, JobTimeoutError, ServerError
 from .progress import ProgressBar
+from .wire import Job
 
 logger = logging.getLogger("sutro_sql.client")
 
@@ -25,23 +26,26 @@ class JobWaiter:
         self.backend = backend
         self.poll_interval = poll_interval
 
-    def wait(self, job_id: str, *, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
+    def wait(self, job_id: str, *, timeout: float | None = None, progress: bool | None = None) -> Job:
         """Wait until the job is SUCCEEDED and return its final job object. Raises JobFailedError
         on FAILED/CANCELLED and JobTimeoutError when `timeout` seconds pass first (the job keeps
         running)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.backend.get_job(job_id)
-        label = job.get("name") or job.get("model") or job_id
-        with ProgressBar(job.get("num_rows"), label, enabled=progress) as bar:
-            bar.update(job.get("rows_done") or 0)
-            if job["status"] not in TERMINAL_STATUSES:
+        job = self.job(job_id)
+        with ProgressBar(job.num_rows, job.name or job.model or job_id, enabled=progress) as bar:
+            bar.update(job.rows_done or 0)
+            if job.status not in TERMINAL_STATUSES:
                 self._follow_progress(job_id, bar, deadline)
                 job = self._poll_until_terminal(job_id, deadline)
-                bar.update(job.get("rows_done") or bar.done)
-        if job["status"] != "SUCCEEDED":
-            reason = (job.get("failure_reason") or {}).get("message") or "no reason given"
-            raise JobFailedError(f"Job {job_id} ended {job['status']}: {reason}")
+                bar.update(job.rows_done or bar.done)
+        if job.status != "SUCCEEDED":
+            reason = job.failure_reason.message if job.failure_reason and job.failure_reason.message else None
+            raise JobFailedError(f"Job {job_id} ended {job.status}: {reason or 'no reason given'}")
         return job
+
+    def job(self, job_id: str) -> Job:
+        """The backend's job object, read through the v1 model (typed fields, defaults for the rest)."""
+        return Job.model_validate(self.backend.get_job(job_id))
 
     def _follow_progress(self, job_id: str, bar: ProgressBar, deadline: float | None) -> None:
         """Feed the bar from the progress stream until it ends, the job is terminal, or time runs out.
@@ -60,10 +64,10 @@ class JobWaiter:
         except (BackendUnavailableError, ServerError) as exc:
             logger.warning("progress stream of job %s broke (%s); polling its status instead", job_id, exc)
 
-    def _poll_until_terminal(self, job_id: str, deadline: float | None) -> dict[str, Any]:
+    def _poll_until_terminal(self, job_id: str, deadline: float | None) -> Job:
         while True:
-            job = self.backend.get_job(job_id)
-            if job["status"] in TERMINAL_STATUSES:
+            job = self.job(job_id)
+            if job.status in TERMINAL_STATUSES:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise _timeout(job_id)

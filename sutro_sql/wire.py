@@ -20,7 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, T
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticUseDefault
 
-from .backends.base import JOB_STATUSES, MAX_JOB_DESCRIPTION, MAX_JOB_NAME
+from .backends.base import JOB_STATUSES, MAX_JOB_DESCRIPTION, MAX_JOB_NAME, check_job_priority
+from .errors import ValidationError as SutroValidationError
 
 #: Job statuses on the wire (v1 §4.1), uppercase.
 JobStatus = Literal[JOB_STATUSES]
@@ -229,11 +230,10 @@ class BatchInferenceRequest(Request):
     @field_validator("job_priority", mode="before")
     @classmethod
     def _priority(cls, value: Any) -> Any:
-        if value is None:
-            return 0
-        if isinstance(value, bool) or value not in (0, 1):
-            raise ValueError(f"must be 0 or 1, got {value!r}")
-        return value
+        try:
+            return check_job_priority(value)
+        except SutroValidationError as exc:
+            raise ValueError(exc.detail.removeprefix("job_priority: ")) from None
 
     @field_validator("inputs", mode="before")
     @classmethod

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from sutro_sql.client import Client, batch_content_key
+from sutro_sql.batch_input import batch_content_key
+from sutro_sql.client import Client
 from sutro_sql.sql_layer import connect, session_for
 from tests.sql_support import CountingBackend
 
@@ -132,5 +133,5 @@ def test_re_attaching_to_a_running_job_counts_the_usage_it_saw(client, local_bac
         key = batch_content_key(ref, rows, id_column=None, dry_run=False)
         final = second.run_batch_job(ref, rows, content_key=key)
     assert second.stats.jobs_reattached == 1 and second.stats.jobs_submitted == 0
-    assert 0 < second.stats.input_tokens <= final["input_tokens"]
+    assert 0 < second.stats.input_tokens <= final.input_tokens
     assert client.stats.input_tokens == 0  # the submitter never waited: it saw nothing

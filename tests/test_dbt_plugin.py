@@ -26,8 +26,9 @@ def keyword_home(home, monkeypatch):
 def plugin(keyword_home):
     plugin = Plugin(name="sutro_sql", plugin_config={"home": str(keyword_home), "max_concurrency": "2"})
     yield plugin
+    backend = plugin.client.backend
     plugin.client.close()
-    plugin.client.backend.close()
+    backend.close()
 
 
 @pytest.fixture

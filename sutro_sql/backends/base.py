@@ -30,6 +30,15 @@ def check_job_name(job_name: str | None) -> None:
         raise ValidationError(f"name: job names are at most {MAX_JOB_NAME} characters, got {len(job_name)}")
 
 
+def check_job_priority(job_priority: int | None) -> int:
+    """The v1 job priorities (0: prototyping, 1: production); None means 0."""
+    if job_priority is None:
+        return 0
+    if isinstance(job_priority, bool) or job_priority not in (0, 1):
+        raise ValidationError(f"job_priority: must be 0 or 1, got {job_priority!r}")
+    return job_priority
+
+
 def check_job_description(description: str | None) -> None:
     """The v1 bound on a job description, checked the same way by every backend."""
     if description is not None and len(description) > MAX_JOB_DESCRIPTION:

@@ -38,6 +38,18 @@ KEY_ON_COMMAND_LINE_WARNING = (
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read the key clients must send from this file (surrounding whitespace and newline dropped).",
 )
+@click.option(
+    "--allow-local-urls",
+    is_flag=True,
+    help="Let batch jobs read URL inputs from loopback and private addresses (refused by default).",
+)
+@click.option(
+    "--max-body-mb",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Largest request body accepted, in MiB; bigger ones get a JSON 413 (send big inputs as URLs).",
+)
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True))
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True))
 @pass_state
@@ -50,6 +62,8 @@ def serve(
     port: int,
     serve_api_key: str | None,
     api_key_file: Path | None,
+    allow_local_urls: bool,
+    max_body_mb: int,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
 ) -> None:
@@ -81,6 +95,8 @@ def serve(
         api_key=serve_api_key,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
+        allow_local_urls=allow_local_urls,
+        max_body_bytes=max_body_mb << 20,
     )
 
 

@@ -47,6 +47,7 @@ from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS
 from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef
+from ..wire import Job
 from .cache import FunctionAnswers
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
@@ -302,7 +303,7 @@ class BatchRunner:
             job = self.run(
                 ref, job_key(ref, canonicals, False), spool_payloads(ref, spool, distinct.first_rows[missing]), options
             )
-            fresh = session.client.job_answers(ref, job["job_id"], len(missing))
+            fresh = session.client.job_answers(ref, job.job_id, len(missing))
             for i, row in zip(missing, fresh, strict=True):
                 rows[i] = row
             if use_cache:  # failed rows are not cached: a re-run retries them
@@ -316,7 +317,7 @@ class BatchRunner:
         session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
         return SpoolAnswers(answers, distinct.codes)
 
-    def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> dict[str, Any] | None:
+    def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
         distinct = distinct_inputs(ref, spool)
         use_cache = self.session.cache_enabled and options.cache
@@ -328,7 +329,7 @@ class BatchRunner:
         rows = spool_payloads(ref, spool, distinct.first_rows[missing])
         return self.run(ref, job_key(ref, canonicals, True), rows, options)
 
-    def run(self, ref: FunctionRef, key: str, rows: Any, options: BatchOptions) -> dict[str, Any]:
+    def run(self, ref: FunctionRef, key: str, rows: Any, options: BatchOptions) -> Job:
         """Submit `rows` as the job with content `key` (or re-attach to it) and wait: the final job."""
         return self.session.client.run_batch_job(
             ref,
@@ -452,11 +453,11 @@ class BatchMaterializer:
         if job is None:  # nothing would be sent: no job
             return pa.table([[0], [0], [0], [0.0], [None]], schema=ESTIMATE_SCHEMA)
         values = [
-            job.get("num_rows"),
-            _first_set(job, "estimated_input_tokens", "input_tokens"),
-            _first_set(job, "estimated_output_tokens", "output_tokens"),
-            job.get("cost_estimate"),
-            job["job_id"],
+            job.num_rows,
+            job.input_tokens if job.estimated_input_tokens is None else job.estimated_input_tokens,
+            job.output_tokens if job.estimated_output_tokens is None else job.estimated_output_tokens,
+            job.cost_estimate,
+            job.job_id,
         ]
         return pa.table([[v] for v in values], schema=ESTIMATE_SCHEMA)
 
@@ -477,10 +478,6 @@ class BatchMaterializer:
         else:
             first = spool.schema.empty_table().column(options.id_column)
         return per_row.add_column(0, first_name, first)
-
-
-def _first_set(job: dict[str, Any], *keys: str) -> Any:
-    return next((job[key] for key in keys if job.get(key) is not None), None)
 
 
 def _check_unique(con: duckdb.DuckDBPyConnection, spool: Spool) -> None:

@@ -27,7 +27,7 @@ from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerEr
 from ...functions import FunctionSpec, parse_spec
 from ...tokens import count_row_tokens
 from ...wire import Job
-from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
+from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name, check_job_priority
 from .answers import realtime_response, usage_tokens
 from .estimate import cost_usd, output_token_allowance
 from .registry import FunctionRegistry
@@ -185,9 +185,7 @@ class LocalBackend:
     ) -> str:
         """Create a job (see the Backend protocol). Every row is validated here: a bad row raises
         ValidationError naming the row (0-based) and the field, and no job is created."""
-        priority = 0 if job_priority is None else job_priority
-        if priority not in (0, 1):
-            raise ValidationError(f"job_priority must be 0 or 1, got {job_priority!r}.")
+        priority = check_job_priority(job_priority)
         check_job_name(job_name)
         check_job_description(description)
         if id_column in RESERVED_RESULT_COLUMNS:
