@@ -57,3 +57,22 @@ def test_an_extraction_input_equal_to_a_reviewed_example_gets_its_reviewed_outpu
     answers = engine.answer(spec, [dict(example.input) for example in spec.examples])
     assert [a.output for a in answers] == [example.output for example in spec.examples]
     assert min(a.confidence for a in answers) >= REVIEWED_CONFIDENCE
+
+
+def test_a_near_duplicate_of_a_reviewed_example_leans_to_its_label_against_the_descriptions(engine):
+    example = "My parcel arrived crushed and soaked, the box was torn open at one corner."
+    spec = FunctionSpec(
+        name="misleading",
+        kind="classification",
+        inputs=["text"],
+        labels={
+            "damaged": "A question about prices and plans.",
+            "other": "A parcel that arrived crushed, wet or torn.",
+        },
+        examples=[
+            {"input": example, "output": "damaged"},
+            {"input": "What does the annual plan cost?", "output": "other"},
+        ],
+    )
+    near = engine.answer(spec, [{"text": example.replace(".", "!!")}])[0]
+    assert near.output == "damaged" and near.confidence > 0.8

@@ -46,6 +46,8 @@ def spec(examples: list[dict] | None = None) -> FunctionSpec:
         ("date", "When the email was sent", None),
         ("signed_by", "The person who signed the letter", ("PERSON",)),
         ("notes", "Anything else", None),
+        ("notes", "What the customer says about fees", None),
+        ("works_for", "The company the sender works for", ("ORG",)),
     ],
 )
 def test_fields_map_to_entity_types_by_name_first_then_description(name, description, labels):

@@ -33,7 +33,7 @@ from .fewshot import FewShotClassifier, softmax
 
 MAX_FITTED_FUNCTIONS = 64
 NEAR_DUPLICATE_LOGITS = 6.0  # added to an example's label for an exact embedding match ...
-NEAR_DUPLICATE_WIDTH = 0.01  # ... and e-fold less per this much cosine below 1 (0.97: 0.3 logits)
+NEAR_DUPLICATE_WIDTH = 0.02  # ... and e-fold less per this much cosine below 1 (0.98: 2.2 logits, 0.95: 0.5)
 MAX_EXAMPLES = 1024  # the ridge fit is cubic in the example count; beyond this a balanced subset is used
 SNIPPET_CHARS = 60
 

@@ -45,6 +45,9 @@ PARSED_WORDS = {"email", "mail", "url", "website", "link", "phone", "telephone",
 # labels spaCy's small model gives a signature's names by mistake ("Quarry Labs" as PERSON)
 ADDRESS_LABELS = frozenset({"ORG", "PERSON", "GPE", "FAC", "LOC", "NORP", "PRODUCT", "WORK_OF_ART", "PROPN"})
 SIGN_OFFS = {"cheers", "thanks", "thank you", "best", "regards", "best regards", "kind regards", "many thanks", "hi", "hello", "dear"}  # fmt: skip
+ARTICLES = {"the", "a", "an", "any", "s"}
+QUESTION_WORDS = {"what", "how", "why", "whether", "when", "which", "if", "where"}
+DESCRIPTION_WORDS = 3  # a description names its field's type in its opening words
 NAME_QUALIFIERS = {"company", "product", "city", "country", "file", "user", "domain", "project", "event", "brand"}
 
 
@@ -60,22 +63,26 @@ def _words(text: str) -> list[str]:
 
 
 def _labels_for(words: list[str]) -> tuple[str, ...] | None:
+    """A field name's entity labels: its head word's, the last that maps ("customer_city" is a city)."""
     if "name" in words and set(words) & NAME_QUALIFIERS:  # "company_name" is a company, not a person
         words = [w for w in words if w != "name"]
     if set(words) & PARSED_WORDS and not set(words) & (set(FIELD_ENTITIES) - {"name"}):
         return None
-    for word in reversed(words):  # the head of a compound comes last: "customer_city" is a city
-        if word in FIELD_ENTITIES:
-            return FIELD_ENTITIES[word]
-    return None
+    return next((FIELD_ENTITIES[w] for w in reversed(words) if w in FIELD_ENTITIES), None)
 
 
 def field_entity_labels(name: str, prop: dict[str, Any]) -> tuple[str, ...] | None:
-    """The entity labels a string field holds, by its name, else by its description; None if it names none."""
+    """The entity labels a string field holds, by its name, else by the opening words of its description
+    ("The company the sender works for", not "What the customer says about fees"); None if neither names one."""
     by_name = _labels_for(_words(name))
     if by_name is not None or set(_words(name)) & PARSED_WORDS:
         return by_name
-    return _labels_for(_words(str(prop.get("description", "")))[:6])
+    opening = [w for w in _words(str(prop.get("description", ""))) if w not in ARTICLES][:DESCRIPTION_WORDS]
+    if not opening or opening[0] in QUESTION_WORDS or set(opening) & PARSED_WORDS:
+        return None
+    if "name" in opening and set(opening) & NAME_QUALIFIERS:
+        opening = [w for w in opening if w != "name"]
+    return next((FIELD_ENTITIES[w] for w in opening if w in FIELD_ENTITIES), None)
 
 
 class EntityTagger:

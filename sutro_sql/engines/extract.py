@@ -1,6 +1,7 @@
 """Extraction for the embedded engine: one value per schema field, always valid against the schema.
 
-How each field is filled (the first rule that applies):
+An input equal to a reviewed example (case and spacing ignored) gets that example's output
+(REVIEWED_CONFIDENCE). Otherwise each field is filled by the first rule that applies:
 - currency fields (named or described as a currency, or an enum whose options
   are currency codes, symbols or names) take the currency of the object's
   money amount, else a currency named in the text, as an ISO 4217 code or the
@@ -11,16 +12,26 @@ How each field is filled (the first rule that applies):
   no" are false); the last statement wins. Only when the text never states
   the concept does the few-shot classifier decide, because its yes/no
   descriptions match the tone of the whole text, not the field's concept;
-- enum fields (and booleans as above) are classified with the few-shot
-  classifier, using the field's description as the label description and
-  the reviewed examples' values for that field as training data;
+- enum fields whose reviewed examples all name their option in their text
+  ("the team plan") take the option the text names (of several, the one with
+  most cue words right beside it), else, like other enum fields (and booleans
+  as above), are classified with the few-shot classifier, using the field's
+  description as the label description and the reviewed examples' values for
+  that field as training data;
+- strings whose name (else description) names a person, company, place,
+  product... (`entities.field_entity_labels`) take a named entity of that type
+  (spaCy NER): the one an email address in the text names (a person by the
+  address's words, a company by its domain), else the first or last one, as
+  the reviewed examples show; null when the text has none;
 - a string with a `pattern` takes a match of that pattern (anchors dropped);
 - numbers and integers are parsed from the text (money amounts when the field
   is about money, or is the amount next to a currency field);
-- strings about emails, urls, phones or dates (by `format` or by name and
-  description) use the matching parser; strings whose example values look
+- strings about emails, urls, phones or dates (by `format`, else by name,
+  else by description: a "date" described as "the date the email gives" is a
+  date) use the matching parser; strings whose example values look
   like codes ("ORD-1042") find tokens of the same shape;
-- other strings pick the sentence (of the first MAX_SPANS) most similar to
+- other strings whose reviewed values are mostly named entities of one type
+  are read as that type; the rest pick the sentence (of the first MAX_SPANS) most similar to
   the field's name and description, or null (when allowed) if none reaches
   SPAN_SIMILARITY_FLOOR;
 - arrays collect every parsed match; nested objects recurse.
