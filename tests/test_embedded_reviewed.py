@@ -22,6 +22,16 @@ def triage() -> FunctionSpec:
     return load_specs(EXAMPLE_FUNCTIONS)["ticket-triage"]
 
 
+def one_input_spec(labels: dict[str, str], examples: list[tuple[str, str]]) -> FunctionSpec:
+    return FunctionSpec(
+        name="one-input",
+        kind="classification",
+        inputs=["text"],
+        labels=labels,
+        examples=[{"input": text, "output": label} for text, label in examples],
+    )
+
+
 def test_every_reviewed_example_asked_back_gets_its_label_confidently(engine, triage):
     answers = engine.answer(triage, [dict(example.input) for example in triage.examples])
     assert [a.output for a in answers] == [str(example.output) for example in triage.examples]
@@ -37,13 +47,8 @@ def test_case_and_spacing_do_not_hide_a_reviewed_example(engine, triage):
 
 def test_a_text_reviewed_with_two_labels_is_left_to_the_model(engine):
     text = "The invoice page crashes when I try to pay."
-    spec = FunctionSpec(
-        name="conflicted",
-        kind="classification",
-        inputs=["text"],
-        labels={"billing": "Payments and invoices.", "bug": "Something is broken."},
-        examples=[{"input": text, "output": "billing"}, {"input": text, "output": "bug"}],
-    )
+    labels = {"billing": "Payments and invoices.", "bug": "Something is broken."}
+    spec = one_input_spec(labels, [(text, "billing"), (text, "bug")])
     assert engine.answer(spec, [{"text": text}])[0].confidence < REVIEWED_CONFIDENCE
 
 
@@ -61,18 +66,7 @@ def test_an_extraction_input_equal_to_a_reviewed_example_gets_its_reviewed_outpu
 
 def test_a_near_duplicate_of_a_reviewed_example_leans_to_its_label_against_the_descriptions(engine):
     example = "My parcel arrived crushed and soaked, the box was torn open at one corner."
-    spec = FunctionSpec(
-        name="misleading",
-        kind="classification",
-        inputs=["text"],
-        labels={
-            "damaged": "A question about prices and plans.",
-            "other": "A parcel that arrived crushed, wet or torn.",
-        },
-        examples=[
-            {"input": example, "output": "damaged"},
-            {"input": "What does the annual plan cost?", "output": "other"},
-        ],
-    )
+    labels = {"damaged": "A question about prices and plans.", "other": "A parcel that arrived crushed, wet or torn."}
+    spec = one_input_spec(labels, [(example, "damaged"), ("What does the annual plan cost?", "other")])
     near = engine.answer(spec, [{"text": example.replace(".", "!!")}])[0]
     assert near.output == "damaged" and near.confidence > 0.8
