@@ -27,6 +27,13 @@ class LabeledSet:
     labels: dict[str, str]
     texts: list[str]
     gold: list[str]
+    inputs: tuple[str, ...] = ("text",)
+    records: list[dict[str, str]] | None = None  # each row's input fields, when there are several
+    parts: list[str] | None = None  # a fixed "pool" / "test" split, for the sets written for this bench
+
+    def row(self, index: int) -> dict[str, str]:
+        """Row `index` as the engine's input: its fields, or {"text": ...} for a one-field set."""
+        return self.records[index] if self.records is not None else {self.inputs[0]: self.texts[index]}
 
 
 @dataclass(frozen=True)
@@ -123,4 +130,54 @@ def quantity_sentences() -> list[QuantitySentence]:
     return [QuantitySentence(item["req"], item["res"]) for item in json.loads(path.read_text(encoding="utf-8"))]
 
 
-CLASSIFICATION_SETS = (rotten_tomatoes, bbc_news, election_tweets)
+@dataclass(frozen=True)
+class ExtractionSet:
+    """Texts with the gold object an extractor should return, split into a pool and a test part."""
+
+    name: str
+    texts: list[str]
+    gold: list[dict]
+    parts: list[str]
+
+
+DATA = Path(__file__).resolve().parent / "data"  # sets written for this bench (bench/data/make_sets.py)
+
+
+def _own_labeled(name: str) -> LabeledSet:
+    data = json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
+    inputs = tuple(data["inputs"])
+    records = [{field: row[field] for field in inputs} for row in data["rows"]]
+    return LabeledSet(
+        name=data["name"],
+        kind="multi-field" if len(inputs) > 1 else "sentiment",
+        description=data["description"],
+        labels=data["labels"],
+        texts=["\n".join(record.values()) for record in records],
+        gold=[row["label"] for row in data["rows"]],
+        inputs=inputs,
+        records=records if len(inputs) > 1 else None,
+        parts=[row["part"] for row in data["rows"]],
+    )
+
+
+def support_tickets() -> LabeledSet:
+    """The team's own support tickets (subject and body), routed to 4 teams; test scenarios unseen in the pool."""
+    return _own_labeled("support_tickets")
+
+
+def product_reviews() -> LabeledSet:
+    """The team's own product reviews: positive, neutral (factual, mixed, indifferent) or negative."""
+    return _own_labeled("product_reviews")
+
+
+def business_emails() -> ExtractionSet:
+    """The team's own short business emails with sender, company, email, amount, date, plan and seat count."""
+    data = json.loads((DATA / "business_emails.json").read_text(encoding="utf-8"))
+    rows = data["rows"]
+    return ExtractionSet(
+        data["name"], [r["text"] for r in rows], [r["output"] for r in rows], [r["part"] for r in rows]
+    )
+
+
+PACKAGED_SETS = (rotten_tomatoes, bbc_news, election_tweets)
+CLASSIFICATION_SETS = (*PACKAGED_SETS, support_tickets, product_reviews)

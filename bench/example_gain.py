@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from datasets import CLASSIFICATION_SETS, LabeledSet  # noqa: E402
+from datasets import PACKAGED_SETS, LabeledSet  # noqa: E402
 from quality import SHOTS, DiskCachedEncoder, classification_spec, run_engine, zero_shot_cosine  # noqa: E402
 
 from sutro_sql.engines.embedded import EmbeddedEngine  # noqa: E402
@@ -41,7 +41,8 @@ def gains(data: LabeledSet, encoder: Encoder, seeds: int) -> dict:
     gold = np.array([data.gold[i] for i in pool])
     texts = [data.texts[i] for i in pool]
     encoder.encode_with_counts(texts)
-    zero_shot = np.array(zero_shot_cosine(encoder, data, texts)[0]) == gold
+    rows = [data.row(int(i)) for i in pool]
+    zero_shot = np.array(zero_shot_cosine(encoder, data, classification_spec(data, []), rows)[0]) == gold
     engine = EmbeddedEngine(encoder)
     result: dict = {"dataset": data.name, "labels": len(data.labels), "pool_rows": len(pool)}
     for shots in SHOTS:
@@ -53,7 +54,7 @@ def gains(data: LabeledSet, encoder: Encoder, seeds: int) -> dict:
             )
             rest = np.setdiff1d(np.arange(len(pool)), drawn)
             spec = classification_spec(data, [int(pool[i]) for i in drawn])
-            answers, _ = run_engine(engine, spec, [texts[i] for i in rest])
+            answers, _ = run_engine(engine, spec, [rows[i] for i in rest])
             engine_accuracy.append(float(np.mean(np.array(answers) == gold[rest])))
             zero_shot_accuracy.append(float(zero_shot[rest].mean()))
         gain = np.array(engine_accuracy) - np.array(zero_shot_accuracy)
@@ -74,7 +75,7 @@ def main() -> None:
     started = time.perf_counter()
     encoder = DiskCachedEncoder(E5Encoder(), args.embedding_cache)
     results = []
-    for load in CLASSIFICATION_SETS:
+    for load in PACKAGED_SETS:
         results.append(gains(load(), encoder, args.seeds))
         encoder.save()
     print(f"{'dataset':18} {'shots':>5} {'engine':>7} {'zero-shot':>9} {'gain':>8} {'± s.e.':>7}")

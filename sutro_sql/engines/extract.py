@@ -1,6 +1,7 @@
 """Extraction for the embedded engine: one value per schema field, always valid against the schema.
 
-How each field is filled (the first rule that applies):
+An input equal to a reviewed example (case and spacing ignored) gets that example's output
+(REVIEWED_CONFIDENCE). Otherwise each field is filled by the first rule that applies:
 - currency fields (named or described as a currency, or an enum whose options
   are currency codes, symbols or names) take the currency of the object's
   money amount, else a currency named in the text, as an ISO 4217 code or the
@@ -11,16 +12,26 @@ How each field is filled (the first rule that applies):
   no" are false); the last statement wins. Only when the text never states
   the concept does the few-shot classifier decide, because its yes/no
   descriptions match the tone of the whole text, not the field's concept;
-- enum fields (and booleans as above) are classified with the few-shot
-  classifier, using the field's description as the label description and
-  the reviewed examples' values for that field as training data;
+- enum fields whose reviewed examples all name their option in their text
+  ("the team plan") take the option the text names (of several, the one with
+  most cue words right beside it), else, like other enum fields (and booleans
+  as above), are classified with the few-shot classifier, using the field's
+  description as the label description and the reviewed examples' values for
+  that field as training data;
+- strings whose name (else description) names a person, company, place,
+  product... (`entities.field_entity_labels`) take a named entity of that type
+  (spaCy NER): the one an email address in the text names (a person by the
+  address's words, a company by its domain), else the first or last one, as
+  the reviewed examples show; null when the text has none;
 - a string with a `pattern` takes a match of that pattern (anchors dropped);
 - numbers and integers are parsed from the text (money amounts when the field
   is about money, or is the amount next to a currency field);
-- strings about emails, urls, phones or dates (by `format` or by name and
-  description) use the matching parser; strings whose example values look
+- strings about emails, urls, phones or dates (by `format`, else by name,
+  else by description: a "date" described as "the date the email gives" is a
+  date) use the matching parser; strings whose example values look
   like codes ("ORD-1042") find tokens of the same shape;
-- other strings pick the sentence (of the first MAX_SPANS) most similar to
+- other strings whose reviewed values are mostly named entities of one type
+  are read as that type; the rest pick the sentence (of the first MAX_SPANS) most similar to
   the field's name and description, or null (when allowed) if none reaches
   SPAN_SIMILARITY_FLOOR;
 - arrays collect every parsed match; nested objects recurse.
@@ -50,12 +61,23 @@ import numpy as np
 from . import parsers
 from .base import EngineAnswer, RowFailure
 from .encoder import Encoder
+from .entities import (
+    ADDRESS_LABELS,
+    TAGGER,
+    address_match,
+    address_parts,
+    capitalized_phrases,
+    field_entity_labels,
+    named_by_address,
+)
 from .fewshot import FewShotClassifier
 
 MAX_PARSE_CHARS = 20_000
 MAX_SPANS = 12
 SPAN_SIMILARITY_FLOOR = 0.80
 CONTEXT_CHARS = 40
+OPTION_CONTEXT_CHARS = 12  # an enum option named in the text is read with the words right beside it ("team plan")
+REVIEWED_CONFIDENCE = 0.99  # a reviewed example asked back: its output is ground truth
 SENTENCE_END = r"(?<=[.!?;\n])\s+"
 CURRENCY_WORDS = {"currency", "currencies", "ccy"}
 CURRENCY_DESCRIPTION_WORDS = 3  # a description that opens with "The currency ..." or "ISO currency code"
@@ -174,6 +196,13 @@ class Extractor:
         self.schema = schema
         self.encoder = encoder
         self.validator = jsonschema.Draft202012Validator(schema)
+        self._example_texts = examples
+        self._reviewed = {
+            normalized(text): output
+            for text, output in zip(examples, outputs, strict=True)
+            if isinstance(output, dict) and self.validator.is_valid(output)
+        }
+        self._entity_fields = False  # set when a field reads named entities
         self._example_vectors, _ = encoder.encode_with_counts(examples) if examples else (np.zeros((0, 1)), [])
         self._span_fields = False  # set when a free-text field needs sentence embeddings
         self.fields = self._fillers(schema, [o if isinstance(o, dict) else {} for o in outputs])
@@ -201,7 +230,8 @@ class Extractor:
             fallback = self._choice(about, list(prop["enum"]), seen) if "enum" in prop else None
             return self._currency(about, prop, nullable, fallback)
         if "enum" in prop and prop["enum"]:
-            return self._choice(about, list(prop["enum"]), seen)
+            choice = self._choice(about, list(prop["enum"]), seen)
+            return self._named_option(about, list(prop["enum"]), seen, choice) or choice
         if kind == "boolean":
             return self._boolean(name, self._choice(about, [True, False], seen))
         if kind == "object" and isinstance(prop.get("properties"), dict):
@@ -211,9 +241,15 @@ class Extractor:
             item = prop.get("items") if isinstance(prop.get("items"), dict) else {}
             finder = self._finder(name, item, [v for s in seen if isinstance(s, list) for v in s])
             return lambda text, vector: self._array(prop, item, finder, text)
+        labels = field_entity_labels(name, prop) if kind == "string" and "pattern" not in prop else None
+        if labels:
+            return self._entity(prop, set(labels), seen, nullable)
         finder = self._finder(name, prop, seen, money)
         if finder is not None:
             return lambda text, vector: self._pick(about, text, finder(text))
+        entity = self._entity(prop, set(), seen, nullable) if kind == "string" else None
+        if entity is not None:
+            return entity
         if kind == "string":
             self._span_fields = True
             return lambda text, vector: self._span(about, text, nullable)
@@ -239,22 +275,96 @@ class Extractor:
                 pattern = None
             if pattern is not None:
                 return lambda text: [parsers.Found(m.group(0), m.group(0), m.start()) for m in pattern.finditer(text)]
-        fmt = prop.get("format", "")
         if is_currency_field(name, prop):  # the items of an array of currencies
             return parsers.currencies
-        if fmt == "email" or "email" in words:
-            return parsers.emails
-        if fmt in ("uri", "url") or words & {"url", "website", "link", "uri"}:
-            return parsers.urls
-        if words & {"phone", "telephone", "mobile", "tel"}:
-            return parsers.phones
-        if fmt in ("date", "date-time") or "date" in words:
-            return parsers.dates
+        typed = _typed_parser(prop.get("format", ""), _field_words(name, {}))  # the name first: a "date" field
+        typed = typed or _typed_parser("", words)  # described as "the date the email gives" is a date
+        if typed is not None:
+            return typed
         samples = [s for s in seen if isinstance(s, str) and re.search(r"\d", s)]
         samples += re.findall(r"\b(?=\S*\d)(?=\S*[A-Za-z])[\w-]+\b", prop.get("description", ""))
         if samples:
             return lambda text: parsers.shaped_like(text, samples)
         return None
+
+    def _entity(self, prop: dict[str, Any], labels: set[str], seen: list[Any], nullable: bool) -> Callable | None:
+        """A filler from named entities, when the field's name or description maps to entity types
+        (`labels`, from `entities.field_entity_labels`) or, for a field no parser reads, when most
+        reviewed examples' values were tagged as entities of one type.
+
+        The examples also pick which entity of those types to take: the first or the last in
+        the text (a greeting may name the recipient, a signature the sender); the first on ties.
+        With none of those types in the text the field is null, never a neighbouring value."""
+        pairs = [(t, v) for t, v in zip(self._example_texts, seen, strict=False) if isinstance(v, str) and v.strip()]
+        tagged = TAGGER.entities([t for t, _ in pairs]) if pairs else []
+        evidence = [{e.label for e in ents if e.text == value} for (_, value), ents in zip(pairs, tagged, strict=True)]
+        if not labels:  # only when most examples' values are entities of one type
+            votes = [label for found in evidence for label in found]
+            top = max(set(votes), key=votes.count) if votes else None
+            if top is None or votes.count(top) * 2 <= len(pairs):
+                return None
+            labels = {top}
+        first = last = 0
+        for (_, value), ents in zip(pairs, tagged, strict=True):
+            matching = [e.text for e in ents if e.label in labels]
+            first += bool(matching) and matching[0] == value
+            last += bool(matching) and matching[-1] == value
+        position = -1 if last > first else 0
+        self._entity_fields = True
+        kinds = "/".join(sorted(labels))
+
+        by_address = next((label for label in ("PERSON", "ORG") if label in labels), None)
+
+        def fill(text: str, vector: np.ndarray) -> FieldValue:
+            tagged = TAGGER.entities([text])[0] + (capitalized_phrases(text) if by_address == "ORG" else [])
+            local, domains = address_parts(text)
+            named = [
+                e
+                for e in tagged
+                if by_address and e.label in labels | ADDRESS_LABELS and named_by_address(e, local, domains, by_address)
+            ]
+            if named:
+                entity = named[0] if by_address == "PERSON" else max(named, key=lambda e: address_match(e, domains))
+                return FieldValue(
+                    entity.text, 0.9, f"the {entity.label} entity {entity.text!r}, named by an email address"
+                )
+            found = [e for e in tagged if e.label in labels]
+            if not found:
+                value = None if nullable else minimal_value(prop)
+                return FieldValue(value, 0.7, f"no {kinds} entity in the text")
+            entity = found[position]
+            confidence = 0.9 if len({e.text for e in found}) == 1 else 0.6
+            where = "first" if position == 0 else "last"
+            return FieldValue(entity.text, confidence, f"the {where} {entity.label} entity {entity.text!r}")
+
+        return fill
+
+    def _named_option(self, about: str, options: list[Any], seen: list[Any], classify: Callable) -> Callable | None:
+        """For an enum whose reviewed examples all name their value in their text ("the team plan"):
+        the option the text names as a word (of several, the one with most cue words right beside it: the
+        field's words and those beside the examples' values), the classifier when it names none."""
+        words = {o: re.compile(rf"\b{re.escape(str(o))}\b", re.I) for o in options if isinstance(o, str) and o}
+        known = [(t, v) for t, v in zip(self._example_texts, seen, strict=False) if v in words]
+        if not known or not all(words[v].search(t) for t, v in known):
+            return None
+        cues = _words(about)  # and the words beside the examples' values ("15 enterprise seats")
+        for text, value in known:
+            match = words[value].search(text)
+            cues |= _words(text[max(0, match.start() - OPTION_CONTEXT_CHARS) : match.end() + OPTION_CONTEXT_CHARS])
+        cues -= {_option_text(o).lower() for o in options}
+
+        def fill(text: str, vector: np.ndarray) -> FieldValue:
+            named = [
+                parsers.Found(o, m.group(0), m.start()) for o, pattern in words.items() for m in pattern.finditer(text)
+            ]
+            if not named:
+                return classify(text, vector)
+            nearby = [len(cues & _words(text[max(0, f.start - OPTION_CONTEXT_CHARS) : f.start + len(f.span) + OPTION_CONTEXT_CHARS])) for f in named]  # fmt: skip
+            best = named[int(np.argmax(nearby))]
+            confidence = 0.9 if len({f.value for f in named}) == 1 else 0.6
+            return FieldValue(best.value, confidence, f"the text names {best.value!r} at {best.span!r}", best)
+
+        return fill
 
     def _choice(self, about: str, options: list[Any], seen: list[Any]) -> Callable:
         """Classify the text into one of `options`, learning from the examples' values."""
@@ -367,11 +477,22 @@ class Extractor:
         self, texts: list[str], embeddings: np.ndarray, counts: list[int]
     ) -> list[EngineAnswer | RowFailure]:
         """Answers for a batch; the sentences free-text fields compare are embedded in one call first."""
+        if self._entity_fields:
+            TAGGER.entities(texts)
         if self._span_fields:
             self.encoder.encode_with_counts([span for text in texts for span in sentences(text)])
         return [self.answer(t, e, c) for t, e, c in zip(texts, embeddings, counts, strict=True)]
 
     def answer(self, text: str, vector: np.ndarray, tokens: int) -> EngineAnswer | RowFailure:
+        reviewed = self._reviewed.get(normalized(text))
+        if reviewed is not None:
+            return EngineAnswer(
+                output=dict(reviewed),
+                confidence=REVIEWED_CONFIDENCE,
+                rationale="the input matches a reviewed example; its reviewed output is the answer",
+                input_tokens=tokens,
+                output_tokens=len(reviewed),
+            )
         result = self._object(self.schema, self.fields, text[:MAX_PARSE_CHARS], vector)
         output = self._repaired(result.value)
         errors = list(self.validator.iter_errors(output))
@@ -400,6 +521,24 @@ class Extractor:
                     if name not in output and name in properties:
                         output[name] = minimal_value(properties[name])
         return output
+
+
+def _typed_parser(fmt: str, words: set[str]) -> Callable[[str], list[parsers.Found]] | None:
+    """The parser a string field's format or words call for: emails, urls, phones or dates."""
+    if fmt == "email" or "email" in words:
+        return parsers.emails
+    if fmt in ("uri", "url") or words & {"url", "website", "link", "uri"}:
+        return parsers.urls
+    if words & {"phone", "telephone", "mobile", "tel"}:
+        return parsers.phones
+    if fmt in ("date", "date-time") or "date" in words:
+        return parsers.dates
+    return None
+
+
+def normalized(text: str) -> str:
+    """The form in which an input is compared with the reviewed examples: case and spacing ignored."""
+    return " ".join(text.lower().split())
 
 
 def _context(text: str, found: parsers.Found) -> str:
