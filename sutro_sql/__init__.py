@@ -41,6 +41,8 @@ _LAZY = {
     "list_jobs": "sutro_sql.default_client",
     "get_quotas": "sutro_sql.default_client",
     "attach": "sutro_sql.default_client",
+    "results_download_url": "sutro_sql.default_client",
+    "download_job_results": "sutro_sql.default_client",
     "wait_for_job": "sutro_sql.default_client",
     "set_api_url": "sutro_sql.default_client",
     "set_base_url": "sutro_sql.default_client",

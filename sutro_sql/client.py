@@ -31,13 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from .answer_cache import AnswerCache, answer_key
 from .answers import job_answer_rows, response_from_row
 from .backends import open_backend
-from .backends.base import TERMINAL_STATUSES, Backend, check_job_description, check_job_name
+from .backends.base import TERMINAL_STATUSES, Backend, ServesResultArtifacts, check_job_description, check_job_name
 from .batch_input import batch_content_key, batch_source
+from .downloads import destination_for, download_artifact
 from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
@@ -520,6 +522,58 @@ class Client:
             return {"cancelled": False, "message": message}
         self.backend.cancel_job(job_id)
         return {"cancelled": True, "message": f"Job {job_id} has been successfully cancelled"}
+
+    def results_download_url(
+        self,
+        job_id: str,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        expires_in_seconds: int = 3600,
+    ) -> dict[str, Any]:
+        """Presigned URLs of the job's results as one Parquet file (v1 §5.7), to hand the download
+        to another system. Only a Sutro deployment (or `sutro-sql serve`) has them: the embedded
+        deployment raises ConfigurationError; use `download_job_results` there."""
+        backend = self.backend
+        if not isinstance(backend, ServesResultArtifacts):
+            raise ConfigurationError(
+                "results_download_url needs a Sutro deployment (or sutro-sql serve); on the embedded "
+                "deployment, download_job_results writes the Parquet file directly."
+            )
+        return backend.results_download_url(
+            job_id,
+            include_inputs=include_inputs,
+            include_cumulative_logprobs=include_cumulative_logprobs,
+            expires_in_seconds=expires_in_seconds,
+        )
+
+    def download_job_results(
+        self,
+        job_id: str,
+        output_path: str | os.PathLike[str] | None = None,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        resume: bool = True,
+        expires_in_seconds: int = 3600,
+    ) -> str:
+        """Save a SUCCEEDED job's results as a Parquet file (the raw result columns, as the SDK
+        saves them) and return its path: `output_path` as a file, or a folder to put the
+        artifact's own name in (default: the current folder). From a deployment the file comes
+        through its presigned URLs and an interrupted download resumes (`resume`); the embedded
+        deployment writes it directly. Failures raise, and leave the partial file to resume."""
+        backend = self.backend
+        if isinstance(backend, ServesResultArtifacts):
+            answer = self.results_download_url(job_id, include_inputs, include_cumulative_logprobs, expires_in_seconds)
+            target = destination_for(answer["artifact"]["filename"], output_path)
+            return str(download_artifact(answer["urls"], target, resume=resume))
+        flags = f"inputs={int(include_inputs)}~logprobs={int(include_cumulative_logprobs)}"
+        target = destination_for(f"sutro-results~{job_id}~{flags}.parquet", output_path)
+        table = backend.get_job_results(
+            job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
+        )
+        partial = target.with_name(target.name + ".part")
+        pq.write_table(table, partial)
+        os.replace(partial, target)
+        return str(target)
 
     def attach(self, job_id: str) -> None:
         """Follow a job's progress with a bar until it ends (the SDK's `attach`); a job that

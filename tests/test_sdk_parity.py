@@ -153,3 +153,51 @@ def test_module_level_settings_reach_the_default_client(deployment, monkeypatch)
     finally:
         default_client.get_default_client().close()
         default_client.set_default_client(None)
+
+
+def finished_job(client) -> str:
+    job_id = client.batch_run_function("ticket-triage", TICKETS, cache=False)
+    client.wait_for_job(job_id, timeout=60, progress=False)
+    return job_id
+
+
+def test_results_download_url_gives_presigned_urls_of_a_parquet_file(deployment, tmp_path):
+    with Client(deployment.api_key, deployment.url, home=tmp_path) as client:
+        answer = client.results_download_url(finished_job(client), include_inputs=True)
+    assert answer["format"] == "parquet" and answer["include_inputs"] is True
+    assert answer["artifact"]["filename"].endswith(".parquet") and {"get", "head"} <= set(answer["urls"])
+
+
+def test_download_job_results_saves_the_results_and_resumes_a_partial_file(deployment, tmp_path):
+    import httpx
+    import pyarrow.parquet as pq
+
+    with Client(deployment.api_key, deployment.url, home=tmp_path / "home") as client:
+        job_id = finished_job(client)
+        whole = client.download_job_results(job_id, str(tmp_path / "out") + "/")
+        assert pq.read_table(whole).num_rows == len(TICKETS)
+        content = open(whole, "rb").read()
+        etag = httpx.head(client.results_download_url(job_id)["urls"]["head"]).headers["etag"]
+        resumed = tmp_path / "resumed.parquet"
+        (tmp_path / "resumed.parquet.part").write_bytes(content[: len(content) // 2])
+        (tmp_path / "resumed.parquet.part.etag").write_text(etag)
+        assert client.download_job_results(job_id, str(resumed)) == str(resumed)
+        stale = tmp_path / "stale.parquet"
+        (tmp_path / "stale.parquet.part").write_bytes(b"not the artifact at all")
+        (tmp_path / "stale.parquet.part.etag").write_text('"another-etag"')
+        client.download_job_results(job_id, str(stale))
+    assert resumed.read_bytes() == content and stale.read_bytes() == content
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_the_embedded_deployment_writes_results_files_itself(local_backend, tmp_path):
+    import pyarrow.parquet as pq
+
+    with Client(backend=local_backend, progress=False) as client:
+        job_id = finished_job(client)
+        with pytest.raises(ConfigurationError, match="download_job_results"):
+            client.results_download_url(job_id)
+        path = client.download_job_results(job_id, tmp_path, include_inputs=True)
+    table = pq.read_table(path)
+    assert path.endswith("~inputs=1~logprobs=0.parquet") and table.num_rows == len(TICKETS)
+    assert {"inputs", "outputs", "confidence_score"} <= set(table.column_names)

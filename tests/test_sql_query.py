@@ -9,7 +9,8 @@ import pytest
 
 from sutro_sql import QueryError
 from sutro_sql.inputs import FunctionRef
-from sutro_sql.sql_layer import batch, connect, session_for, sql
+from sutro_sql.sql_layer import connect, session_for, sql
+from sutro_sql.sql_layer import spool as spools
 from sutro_sql.sql_layer.rewrite import validate_read_query
 from tests.sql_support import CountingBackend
 
@@ -165,10 +166,10 @@ def test_content_key_ignores_how_rows_are_chunked(con, local_backend, tmp_path, 
     info = FunctionRef("lead-qualifier", local_backend.get_function_spec("lead-qualifier"))
     keys = set()
     for rows_per_batch in (7, 64, 65_536):
-        monkeypatch.setattr(batch, "SPOOL_BATCH_ROWS", rows_per_batch)
-        spool = batch.spool_query(con, info, "SELECT * FROM leads ORDER BY id", None, str(tmp_path))
-        keys.add(batch.content_key(info, spool, False))
+        monkeypatch.setattr(spools, "SPOOL_BATCH_ROWS", rows_per_batch)
+        spool = spools.spool_query(con, info, "SELECT * FROM leads ORDER BY id", None, str(tmp_path))
+        keys.add(spools.content_key(info, spool, False))
         spool.remove()
     assert len(keys) == 1
-    spool = batch.spool_query(con, info, "SELECT * FROM leads ORDER BY id DESC", None, str(tmp_path))
-    assert batch.content_key(info, spool, False) not in keys  # the order is part of the content
+    spool = spools.spool_query(con, info, "SELECT * FROM leads ORDER BY id DESC", None, str(tmp_path))
+    assert spools.content_key(info, spool, False) not in keys  # the order is part of the content

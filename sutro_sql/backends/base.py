@@ -160,6 +160,23 @@ class ListsFunctions(Protocol):
 
 
 @runtime_checkable
+class ServesResultArtifacts(Protocol):
+    """A backend whose deployment hands out presigned URLs of a job's results file (v1 §5.7)."""
+
+    def results_download_url(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        expires_in_seconds: int = 3600,
+    ) -> dict[str, Any]:
+        """The v1 results-url answer: job_id, format, the flags, artifact{filename, size_bytes, ...},
+        urls{get, head}."""
+        ...
+
+
+@runtime_checkable
 class PublishesFunctions(Protocol):
     """A backend that stores Function specs given to it (the local deployment's home)."""
 

@@ -60,6 +60,7 @@ from ..wire import (
     JobResults,
     JobStatusReply,
     QuotasReply,
+    ResultsUrl,
     RunFunctionResponse,
     field_error,
 )
@@ -275,6 +276,27 @@ class RemoteBackend:
         what = f"job {job_id}"
         response = self._request("GET", f"jobs/{_segment(job_id)}", what=what, idempotent=True)
         return self._answer(response, JobReply, what=what).job.model_dump()
+
+    def results_download_url(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        expires_in_seconds: int = 3600,
+    ) -> dict[str, Any]:
+        """v1 §5.7: presigned URLs of the job's results file (the `ServesResultArtifacts` capability)."""
+        what = f"results URL of job {job_id}"
+        params = {
+            "format": "parquet",
+            "include_inputs": include_inputs,
+            "include_cumulative_logprobs": include_cumulative_logprobs,
+            "expires_in_seconds": expires_in_seconds,
+        }
+        response = self._request(
+            "GET", f"jobs/{_segment(job_id)}/results-url", what=what, idempotent=True, params=params
+        )
+        return self._answer(response, ResultsUrl, what=what).model_dump()
 
     def stream_job_progress(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Progress events until the job is terminal. A stream that ends or drops early is

@@ -29,18 +29,15 @@ query on the connection itself first (see `sutro_sql.sql_layer.query`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS
@@ -51,11 +48,8 @@ from ..wire import Job
 from .cache import FunctionAnswers
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
+from .spool import Spool, content_key, distinct_inputs, job_key, quote, spool_payloads, spool_query
 
-#: Rows per Arrow record batch read from the query.
-SPOOL_BATCH_ROWS = 65_536
-#: The spool's column holding each row's input STRUCT as JSON text.
-INPUT_COLUMN = "__sutro_input"
 ESTIMATE_SCHEMA = pa.schema(
     [
         ("rows", pa.int64()),
@@ -77,198 +71,6 @@ class BatchOptions:
     job_name: str | None = None
     description: str | None = None
     cache: bool = True
-
-
-@dataclass
-class Spool:
-    """A query's rows on disk: the id column (if any) then each row's input STRUCT as JSON text."""
-
-    path: str
-    rows: int
-    inputs: list[str]
-    id_column: str | None
-    input_digest: str
-    id_digest: str
-    schema: pa.Schema
-
-    def reader(self, columns: list[str]) -> pa.RecordBatchReader:
-        parquet = pq.ParquetFile(self.path)
-        schema = parquet.schema_arrow
-        return pa.RecordBatchReader.from_batches(
-            pa.schema([schema.field(c) for c in columns]), parquet.iter_batches(SPOOL_BATCH_ROWS, columns=columns)
-        )
-
-    def remove(self) -> None:
-        if os.path.exists(self.path):
-            os.remove(self.path)
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def spool_query(
-    con: duckdb.DuckDBPyConnection,
-    ref: FunctionRef,
-    query: str,
-    id_column: str | None,
-    workdir: str,
-    *,
-    input_json: str | None = None,
-) -> Spool:
-    """Run `query` on `con` and stream its rows into a spool file (see the module docstring).
-    `input_json`: a column of `query` that already holds each row's input as `to_json` text
-    (the `auto_batch` lift); by default it is built from the Function's input columns."""
-    try:
-        relation = con.sql(query)
-        columns = relation.columns
-    except duckdb.CatalogException as exc:
-        raise QueryError(
-            f"sutro_batch: {exc}. The query of sutro_batch runs on a separate cursor, which sees committed "
-            "tables and views only, not this connection's TEMP tables or uncommitted rows: commit first, use "
-            "a regular table, or run the statement with sutro_sql.sql(con, ...), which runs the inner query "
-            "on this connection first."
-        ) from None
-    except duckdb.Error as exc:
-        raise QueryError(f"sutro_batch: the query failed: {exc}") from None
-    if id_column is not None and id_column not in columns:
-        raise QueryError(f"sutro_batch: id_column {id_column!r} is not a column of the query (columns: {columns})")
-    inputs = [input_json] if input_json else _input_columns(ref, columns, id_column)
-    select = [f"{quote(id_column)}, CAST({quote(id_column)} AS VARCHAR) AS __sutro_id_text"] if id_column else []
-    select.append(
-        f"{f'CAST({quote(input_json)} AS VARCHAR)' if input_json else _input_struct_json(inputs)} AS {INPUT_COLUMN}"
-    )
-    text_query = f"SELECT {', '.join(select)} FROM (\n{query}\n) AS __sutro_source"
-
-    path = os.path.join(workdir, f"spool-{uuid.uuid4().hex}.parquet")
-    digests = {c: _ColumnDigest() for c in [INPUT_COLUMN, *(["__sutro_id_text"] if id_column else [])]}
-    rows = 0
-    writer = None
-    try:
-        reader = con.sql(text_query).to_arrow_reader(SPOOL_BATCH_ROWS)
-        for batch in reader:
-            for name, digest in digests.items():
-                digest.update(batch.column(name))
-            kept = batch.drop_columns(["__sutro_id_text"]) if id_column else batch
-            if writer is None:
-                writer = pq.ParquetWriter(path, kept.schema)
-            writer.write_batch(kept)
-            rows += batch.num_rows
-    except duckdb.Error as exc:
-        raise QueryError(f"sutro_batch: the query failed: {exc}") from None
-    finally:
-        if writer is not None:
-            writer.close()
-    input_digest = hashlib.sha256(f"{','.join(inputs)}\x1f{digests[INPUT_COLUMN].hexdigest()}".encode()).hexdigest()
-    id_digest = digests["__sutro_id_text"].hexdigest() if id_column else ""
-    schema = reader.schema.remove(reader.schema.get_field_index("__sutro_id_text")) if id_column else reader.schema
-    return Spool(path if writer else "", rows, inputs, id_column, input_digest, id_digest, schema)
-
-
-def _input_columns(ref: FunctionRef, columns: list[str], id_column: str | None) -> list[str]:
-    if ref.spec is None:  # remote: every other column is an input; the deployment checks them
-        return [c for c in columns if c != id_column]
-    missing = [f.name for f in ref.spec.inputs if f.required and f.name not in columns]
-    if missing:
-        raise QueryError(
-            f"sutro_batch: Function {ref.name!r} needs input column(s) {missing}, "
-            f"which the query does not return (columns: {columns})"
-        )
-    return [name for name in ref.spec.input_names if name in columns]
-
-
-def _input_struct_json(columns: list[str]) -> str:
-    """SQL for the JSON text of a row's input STRUCT: what `sutro_run({'a': a, ...})` is given."""
-    if not columns:
-        return "'{}'"
-    fields = ", ".join(f"'{name.replace(chr(39), chr(39) * 2)}': {quote(name)}" for name in columns)
-    return f"CAST(to_json({{{fields}}}) AS VARCHAR)"
-
-
-class _ColumnDigest:
-    """sha256 of a text column's values, the same however the rows are split into batches."""
-
-    def __init__(self) -> None:
-        self._valid = hashlib.sha256()
-        self._lengths = hashlib.sha256()
-        self._data = hashlib.sha256()
-
-    def update(self, column: pa.Array) -> None:
-        column = column.cast(pa.large_string())
-        self._valid.update(column.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes())
-        filled = pc.fill_null(column, "")
-        self._lengths.update(pc.binary_length(filled).to_numpy().astype("<i8").tobytes())
-        offsets = np.frombuffer(filled.buffers()[1], dtype="<i8")[filled.offset : filled.offset + len(filled) + 1]
-        data = filled.buffers()[2]
-        if data is not None and len(offsets):
-            self._data.update(data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])))
-
-    def hexdigest(self) -> str:
-        return hashlib.sha256(
-            (self._valid.hexdigest() + self._lengths.hexdigest() + self._data.hexdigest()).encode()
-        ).hexdigest()
-
-
-def content_key(ref: FunctionRef, spool: Spool, dry_run: bool) -> str:
-    """Same Function revision + same spooled rows in the same order -> same key (ids are not part of
-    it): how a second bind of one statement is recognized."""
-    parts = ("sutro_batch/1", ref.name, ref.revision, "estimate" if dry_run else "run", str(spool.rows))
-    return hashlib.sha256("\x1f".join((*parts, spool.input_digest)).encode()).hexdigest()
-
-
-def job_key(ref: FunctionRef, canonicals: list[str], dry_run: bool) -> str:
-    """The content key of the job that sends `canonicals` (distinct inputs, in query order)."""
-    digest = hashlib.sha256()
-    for canonical in canonicals:
-        digest.update(canonical.encode())
-        digest.update(b"\x1e")
-    parts = ("sutro_batch/2", ref.name, ref.revision, "estimate" if dry_run else "run", str(len(canonicals)))
-    return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()
-
-
-@dataclass
-class DistinctInputs:
-    """A spool's rows grouped by canonical input: what the cache is asked and a job is sent."""
-
-    canonicals: list[str]  # distinct inputs, in order of first appearance
-    first_rows: np.ndarray  # per distinct input, the spool row it first appears on
-    codes: np.ndarray  # per spool row, its distinct input
-
-
-def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
-    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input, and dedup
-    (each distinct JSON text is converted once)."""
-    by_text: dict[str, int] = {}
-    by_canonical: dict[str, int] = {}
-    first_rows: list[int] = []
-    codes = [np.empty(0, np.int64)]
-    offset = 0
-    for batch in spool.reader([INPUT_COLUMN]) if spool.rows else []:
-        batch_codes = np.empty(batch.num_rows, np.int64)
-        for row, text in enumerate(batch.column(0).to_pylist()):
-            code = by_text.get(text)
-            if code is None:
-                canonical = ref.canonical_from_json(text)[1]
-                code = by_canonical.get(canonical)
-                if code is None:
-                    code = by_canonical[canonical] = len(first_rows)
-                    first_rows.append(offset + row)
-                by_text[text] = code
-            batch_codes[row] = code
-        codes.append(batch_codes)
-        offset += batch.num_rows
-    return DistinctInputs(list(by_canonical), np.array(first_rows, np.int64), np.concatenate(codes))
-
-
-def spool_payloads(ref: FunctionRef, spool: Spool, positions: np.ndarray) -> Iterator[dict[str, Any] | str]:
-    """What the Function is sent for the spool's rows at `positions` (ascending), streamed."""
-    offset = 0
-    for batch in spool.reader([INPUT_COLUMN]):
-        low, high = np.searchsorted(positions, [offset, offset + batch.num_rows])
-        if high > low:
-            for text in batch.column(0).take(pa.array(positions[low:high] - offset)).to_pylist():
-                yield ref.canonical_from_json(text)[0]
-        offset += batch.num_rows
 
 
 @dataclass

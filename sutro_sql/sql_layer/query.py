@@ -30,7 +30,7 @@ from sqlglot.errors import ParseError
 from ..answers import ANSWER_SQL_TYPE
 from ..errors import QueryError
 from ..inputs import FunctionRef, row_failure
-from .batch import INPUT_COLUMN, BatchOptions, BatchRunner, content_key, spool_query
+from .batch import BatchOptions, BatchRunner
 from .rewrite import (
     Lift,
     inner_queries,
@@ -43,6 +43,7 @@ from .rewrite import (
     with_lifted_answers,
 )
 from .session import SutroSession, session_for
+from .spool import INPUT_COLUMN, content_key, spool_query
 
 
 def sql(con: duckdb.DuckDBPyConnection, query: str, *, auto_batch: bool = False) -> duckdb.DuckDBPyRelation:
