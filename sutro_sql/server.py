@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 import sys
 import time
 import uuid
@@ -25,7 +23,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
@@ -47,6 +44,7 @@ from .errors import (
     SutroSQLError,
     ValidationError,
 )
+from .url_inputs import download_url_input, size_text
 from .urls import is_loopback_host
 from .wire import (
     STREAM_EVENT,
@@ -75,7 +73,6 @@ MAX_BODY_BYTES = 100 << 20
 #: Default cap on a file a URL input names.
 MAX_DOWNLOAD_BYTES = 2 << 30
 #: Same-host redirects a URL input may take.
-MAX_REDIRECTS = 5
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
 PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
 
@@ -150,16 +147,14 @@ class ServerLimits:
     allow_local_urls: bool = False
 
 
-def _size(count: int) -> str:
-    return f"{count / (1 << 20):g} MB" if count >= 1 << 20 else f"{count} bytes"
-
-
 async def _json_body(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object: lenient (NaN/Infinity tokens accepted, as Python's encoder
     writes them for pandas gaps). Past `limit` bytes it is a 413, answered before reading on: at
     once when Content-Length says so, else as soon as the stream crosses it."""
     too_large = _HTTPError(
-        413, f"Request body exceeds {_size(limit)}, this server's limit; send a file URL instead.", "payload_too_large"
+        413,
+        f"Request body exceeds {size_text(limit)}, this server's limit; send a file URL instead.",
+        "payload_too_large",
     )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -257,7 +252,9 @@ class _API:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{uuid.uuid4().hex}{suffix}"
         try:
-            _download(url, target, self.limits)
+            download_url_input(
+                url, target, max_bytes=self.limits.max_download_bytes, allow_local=self.limits.allow_local_urls
+            )
             return self.backend.submit_batch(model, str(target), **options)
         except ValidationError as exc:  # name the input, never the server's folders
             raise ValidationError(exc.detail.replace(str(target), "inputs (the downloaded file)")) from None
@@ -397,72 +394,6 @@ class _API:
 
     async def auth_check(self, request: Request) -> Response:
         return _reply(AuthReply(authenticated=True))
-
-
-def _download(url: str, target: Path, limits: ServerLimits) -> None:
-    """Stream `url` into `target`, bounded in time and size. Each hop's host must resolve to public
-    addresses only (unless `limits.allow_local_urls`), and redirects stay on the same host.
-    Failures name the `inputs` field. (The address is checked before connecting; a DNS answer
-    that changes between the check and the connection is not caught.)"""
-    timeout = httpx.Timeout(60.0, connect=10.0)
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            _check_url_host(url, limits.allow_local_urls)
-            try:
-                with client.stream("GET", url) as response:
-                    if response.is_redirect:
-                        url = _same_host_redirect(url, response)
-                        continue
-                    _save(response, target, limits.max_download_bytes)
-                    return
-            except httpx.HTTPError as exc:
-                raise ValidationError(f"inputs: cannot download the file ({type(exc).__name__}).") from None
-    raise ValidationError(f"inputs: the file URL redirects more than {MAX_REDIRECTS} times.")
-
-
-def _check_url_host(url: str, allow_local: bool) -> None:
-    """Refuse a URL whose host is, or resolves to, a loopback, private or link-local address."""
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValidationError("inputs: expected an http(s) URL of a .csv/.parquet file.")
-    try:
-        infos = socket.getaddrinfo(parsed.host, parsed.port or 443, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise ValidationError(f"inputs: cannot resolve the host {parsed.host!r} of the file URL.") from None
-    if allow_local:
-        return
-    for *_, address in infos:
-        ip = ipaddress.ip_address(address[0].split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if not ip.is_global:
-            raise ValidationError(
-                f"inputs: the file URL's host {parsed.host!r} is a loopback, private or link-local address ({ip}); "
-                "this server does not download from those (serve with --allow-local-urls to allow it)."
-            )
-
-
-def _same_host_redirect(url: str, response: httpx.Response) -> str:
-    target = response.url.join(response.headers.get("location", ""))
-    if (target.host or "").lower() != (httpx.URL(url).host or "").lower():
-        raise ValidationError(f"inputs: the file URL redirects to another host ({target.host!r}); refused.")
-    return str(target)
-
-
-def _save(response: httpx.Response, target: Path, max_bytes: int) -> None:
-    if not response.is_success:
-        raise ValidationError(f"inputs: downloading the file failed with HTTP {response.status_code}.")
-    too_large = ValidationError(f"inputs: the file is larger than {_size(max_bytes)}, this server's limit.")
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    written = 0
-    with target.open("wb") as out:
-        for chunk in response.iter_bytes():
-            written += len(chunk)
-            if written > max_bytes:
-                raise too_large
-            out.write(chunk)
 
 
 def _write_parquet(columns: dict[str, list[Any]], path: Path) -> None:
