@@ -37,7 +37,14 @@ from pydantic import BaseModel
 from .answer_cache import AnswerCache, answer_key
 from .answers import job_answer_rows, response_from_row
 from .backends import open_backend
-from .backends.base import TERMINAL_STATUSES, Backend, ServesResultArtifacts, check_job_description, check_job_name
+from .backends.base import (
+    TERMINAL_STATUSES,
+    Backend,
+    FindsJobsByContent,
+    ServesResultArtifacts,
+    check_job_description,
+    check_job_name,
+)
 from .batch_input import batch_content_key, batch_source
 from .downloads import destination_for, download_artifact
 from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError
@@ -386,7 +393,7 @@ class Client:
         Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches; two threads
         submitting the same content at once get one job, submitted once."""
         with self._submission_lock(content_key):
-            known = self._known_job(content_key) if content_key is not None else None
+            known = self._known_job(content_key, dry_run) if content_key is not None else None
             if known is not None:
                 self.stats.count(jobs_reattached=1)
                 return BatchJob(known, True)
@@ -436,11 +443,19 @@ class Client:
             raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {expected_rows} input rows")
         return job_answer_rows(ref.kind, results)
 
-    def _known_job(self, content_key: str) -> str | None:
-        """The job this content already has on this backend, unless it failed or was cancelled."""
+    def _known_job(self, content_key: str, dry_run: bool) -> str | None:
+        """The job this content already has on this backend, unless it failed or was cancelled:
+        from the ledger, else from the backend itself when it can tell (then recorded)."""
         job_id = self.answers.find_job(self.backend.identity, content_key)
         if job_id is None:
-            return None
+            found = (
+                self.backend.find_job(content_key, dry_run=dry_run)
+                if isinstance(self.backend, FindsJobsByContent)
+                else None
+            )
+            if found is not None:
+                self.answers.record_job(self.backend.identity, content_key, found)
+            return found
         try:
             status = self.backend.get_job_status(job_id)
         except NotFoundError:

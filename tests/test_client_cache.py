@@ -3,6 +3,7 @@ and re-attach as SQL, and share them with SQL on the same backend."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
@@ -135,3 +136,22 @@ def test_re_attaching_to_a_running_job_counts_the_usage_it_saw(client, local_bac
     assert second.stats.jobs_reattached == 1 and second.stats.jobs_submitted == 0
     assert 0 < second.stats.input_tokens <= final.input_tokens
     assert client.stats.input_tokens == 0  # the submitter never waited: it saw nothing
+
+
+def test_a_job_found_by_the_deployment_counts_as_re_attached_not_submitted(deployment, tmp_path):
+    """A second machine (its own home, so its own ledger) asks for the same batch: the
+    deployment's content tag finds the job, and nothing is submitted or counted as submitted."""
+    rows = [{"subject": "Crash", "body": f"the app has a bug {i}"} for i in range(3)]
+    with Client(deployment.api_key, deployment.url, home=tmp_path / "one") as one:
+        first = one.batch_run_function("ticket-triage", rows)
+    with Client(deployment.api_key, deployment.url, home=tmp_path / "two") as two:
+        assert two.batch_run_function("ticket-triage", rows) == first
+        assert (two.stats.jobs_submitted, two.stats.jobs_reattached) == (0, 1)
+
+
+def test_a_lost_ledger_still_re_attaches_on_the_local_deployment(client, counting):
+    first = client.batch_run_function("lead-qualifier", ROWS)
+    with sqlite3.connect(client.answers.path) as db:
+        db.execute("DELETE FROM batch_jobs WHERE job_id = ?", (first,))
+    assert client.batch_run_function("lead-qualifier", ROWS) == first
+    assert counting.submissions == 1 and client.stats.jobs_reattached == 1

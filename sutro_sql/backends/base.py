@@ -160,6 +160,17 @@ class ListsFunctions(Protocol):
 
 
 @runtime_checkable
+class FindsJobsByContent(Protocol):
+    """A backend that can say which live job holds a content key, without submitting anything:
+    how a client whose own ledger does not know the job (another machine, a cleared cache)
+    still counts it as re-attached rather than submitted."""
+
+    def find_job(self, content_key: str, *, dry_run: bool = False) -> str | None:
+        """The job (not FAILED or CANCELLED) submitted with `content_key`, if any."""
+        ...
+
+
+@runtime_checkable
 class ServesResultArtifacts(Protocol):
     """A backend whose deployment hands out presigned URLs of a job's results file (v1 §5.7)."""
 

@@ -258,6 +258,10 @@ class RemoteBackend:
             raise ServerError(f"{what}: expected HTTP 200, got {response.status_code}")
         return self._answer(response, JobCreated, what=what).results
 
+    def find_job(self, content_key: str, *, dry_run: bool = False) -> str | None:
+        """The live job tagged with `content_key` (the `FindsJobsByContent` capability)."""
+        return self._job_with_tag(_content_tag(content_key, dry_run=dry_run))
+
     def _job_with_tag(self, tag: str) -> str | None:
         for job in self.list_jobs():
             if (job.get("description") or "").endswith(tag) and job.get("status") not in ("FAILED", "CANCELLED"):

@@ -257,6 +257,10 @@ class LocalBackend:
             raise NotFoundError(f"Job {job_id!r} not found.", code="job_not_found")
         return row
 
+    def find_job(self, content_key: str, *, dry_run: bool = False) -> str | None:
+        """The live job submitted with `content_key` (the `FindsJobsByContent` capability)."""
+        return self.store.live_job(content_key, "ESTIMATE" if dry_run else "FULL")
+
     def get_job_status(self, job_id: str) -> str:
         return self._job_row(job_id)["status"]
 

@@ -209,6 +209,19 @@ class JobStore:
 
     # -- creating jobs -----------------------------------------------------------------------
 
+    def live_job(self, content_key: str, run_type: str) -> str | None:
+        """The newest job holding `content_key` that is neither FAILED, CANCELLED nor still being created."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT job_id FROM jobs WHERE content_key = ? AND run_type = ?"
+                " AND status NOT IN ('FAILED', 'CANCELLED', ?) ORDER BY seq DESC LIMIT 1",
+                (content_key, run_type, CREATING),
+            )
+            .fetchone()
+        )
+        return row["job_id"] if row else None
+
     def begin_job(
         self,
         *,
