@@ -41,6 +41,7 @@ from .backends.base import (
     TERMINAL_STATUSES,
     Backend,
     FindsJobsByContent,
+    PublishesFunctions,
     ServesResultArtifacts,
     check_job_description,
     check_job_name,
@@ -604,13 +605,14 @@ class Client:
 
     def publish_function(self, spec: FunctionSpec | dict[str, Any]) -> FunctionSpec:
         """Publish a local Function (a FunctionSpec or its mapping) to the embedded deployment."""
-        publish = getattr(self.backend, "publish", None)
-        if publish is None:
+        backend = self.backend
+        if not isinstance(backend, PublishesFunctions):
             raise ConfigurationError(
                 "publish_function works on the embedded local deployment only; Functions on a "
                 "Sutro deployment are published in Sutro itself."
             )
-        return publish(spec if isinstance(spec, FunctionSpec) else parse_spec(spec))
+        self._functions.pop(spec.name if isinstance(spec, FunctionSpec) else str(spec.get("name")), None)
+        return backend.publish(spec if isinstance(spec, FunctionSpec) else parse_spec(spec))
 
     def _output_column(self, job_id: str) -> str:
         return self._output_columns.get(job_id, "inference_result")

@@ -194,7 +194,7 @@ class RemoteBackend:
     def run_function(
         self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
     ) -> dict[str, Any]:
-        if hasattr(input, "model_dump"):  # a pydantic model, as the SDK accepts
+        if isinstance(input, BaseModel):  # a pydantic model, as the SDK accepts
             input = input.model_dump(mode="json")
         body: dict[str, Any] = {"input": input}
         if not confidence_scoring:  # sent only when false, like the SDK (older deployments)
