@@ -115,6 +115,7 @@ class FunctionAnswers:
         self._answers = _GrowingArray(ANSWER_TYPE)
         self._epochs: list[int] = []  # answer slot -> the statement that computed it (0: none)
         self._epochs_np = np.empty(0, np.int64)
+        self._computing_epochs: set[int] = set()  # statements that computed any answer here
 
     def lookup_rows(self, hashes: np.ndarray, inputs: pa.Array) -> pa.Array | None:
         """Per row, the answer slot of its input (NULL for NULL input); None if any input is new."""
@@ -166,6 +167,8 @@ class FunctionAnswers:
                 slot = len(self._answers)
                 self._answers.append(row)
                 self._epochs.append(epoch)
+                if epoch:
+                    self._computing_epochs.add(epoch)
                 self._by_canonical[canonical] = slot
             return slot
 
@@ -180,6 +183,11 @@ class FunctionAnswers:
             self._texts.append(text)
             self._text_slots.append(slot)
             return slot
+
+    def computed_during(self, epoch: int) -> bool:
+        """Whether statement `epoch` computed any answer here (a statement that only reads the
+        cache computed none, and its warm vectors need no per-row check)."""
+        return epoch in self._computing_epochs
 
     def computed_in(self, slots: np.ndarray, epoch: int) -> np.ndarray:
         """Per slot, whether statement `epoch` computed its answer."""
@@ -205,6 +213,7 @@ class FunctionAnswers:
         self._answers = _GrowingArray(ANSWER_TYPE)
         self._epochs = []
         self._epochs_np = np.empty(0, np.int64)
+        self._computing_epochs = set()
 
 
 class _GrowingArray:

@@ -63,9 +63,11 @@ class ScalarRunner:
         if use_cache:  # the warm path: every input seen before
             slots = answers.lookup_rows(row_hashes, inputs)
             if slots is not None:
-                valid = slots.drop_null().to_numpy()
-                deduped = int(answers.computed_in(valid, epoch).sum())
-                self._count_rows(cache_hits=len(valid) - deduped, rows_answered=len(valid))
+                answered = rows - inputs.null_count
+                deduped = 0
+                if answered and answers.computed_during(epoch):
+                    deduped = int(answers.computed_in(slots.drop_null().to_numpy(), epoch).sum())
+                self._count_rows(cache_hits=answered - deduped, rows_answered=answered)
                 return answers.take(slots)
         return self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache, epoch)
 

@@ -69,6 +69,7 @@ class SutroSession:
         self.auto_batch_threshold = auto_batch_threshold
         self.workdir = tempfile.mkdtemp(prefix="sutro-sql-")
         self._epochs: dict[int, int] = {}
+        self._memory: dict[tuple[Any, ...], FunctionAnswers] = {}  # this session's view of `function_answers`
         self._epoch_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _release, client if owns_client else None, self.workdir)
 
@@ -110,7 +111,11 @@ class SutroSession:
     def memory(self, ref: FunctionRef) -> FunctionAnswers:
         """The in-memory answers of `ref` on this session's backend and cache."""
         client = self.client
-        return function_answers(str(client.answers.path), client.backend.identity, ref.name, ref.revision)
+        key = (client.answers.path, client.backend.identity, ref.name, ref.revision)
+        answers = self._memory.get(key)
+        if answers is None:
+            answers = self._memory[key] = function_answers(str(key[0]), *key[1:])
+        return answers
 
     def close(self) -> None:
         self._finalizer()
