@@ -18,13 +18,23 @@ from typing import Any
 
 from .answer_cache import AnswerCache, answer_key
 from .answers import answer_row
-from .backends.base import Backend
-from .errors import SutroSQLError
+from .backends.base import Backend, RunsFunctionsInBatches
+from .errors import ConfigurationError, SutroSQLError
 from .inputs import FunctionRef
 from .stats import Stats
 
 #: Statements whose computed answers are remembered (to tell dedup from cache hits).
 RECENT_STATEMENTS = 64
+#: Fewest inputs worth one batched call, when a backend answers many at once.
+MIN_BATCH_INPUTS = 16
+
+
+def _settle_abandoned(task: Future[None], chunk: list[tuple[Future[Answer], Any]]) -> None:
+    """A call cancelled before it ran (the pool was closed) fails its inputs rather than leaving
+    their callers waiting forever."""
+    for future, _ in chunk:
+        if not future.done():
+            future.set_exception(ConfigurationError("the client was closed before this call ran"))
 
 
 @dataclass(frozen=True)
@@ -78,17 +88,19 @@ class RealtimeCalls:
         calls: dict[str, Future[Answer]] = {}
         started: list[str] = []  # in-flight entries this caller created, and must remove
         try:
-            for canonical in [c for c in payloads if c not in results]:
-                key = keys[canonical]
-                if not use_cache:
-                    calls[canonical] = self._submit(ref, payloads[canonical], confidence_scoring)
-                    continue
-                with self._lock:
-                    future = self._inflight.get(key)
+            todo: list[tuple[Future[Answer], Any]] = []
+            with self._lock:  # join the calls in flight, and register the new ones before anyone else looks
+                for canonical in [c for c in payloads if c not in results]:
+                    key = keys[canonical]
+                    future = self._inflight.get(key) if use_cache else None
                     if future is None:
-                        future = self._inflight[key] = self._submit(ref, payloads[canonical], confidence_scoring)
-                        started.append(key)
-                calls[canonical] = future
+                        future = Future()
+                        todo.append((future, payloads[canonical]))
+                        if use_cache:
+                            self._inflight[key] = future
+                            started.append(key)
+                    calls[canonical] = future
+            self._start(ref, todo, confidence_scoring)
             fresh: list[tuple[str, dict[str, Any]]] = []
             for canonical, future in calls.items():
                 try:
@@ -117,14 +129,38 @@ class RealtimeCalls:
             while len(self._computed) > RECENT_STATEMENTS:
                 self._computed.pop(next(iter(self._computed)))
 
-    def _submit(self, ref: FunctionRef, payload: Any, confidence_scoring: bool) -> Future[Answer]:
-        return self._executor.submit(self._call, ref, payload, confidence_scoring)
+    def _start(self, ref: FunctionRef, todo: list[tuple[Future[Answer], Any]], confidence_scoring: bool) -> None:
+        """Compute each (future, payload) on the pool: a call per input, or, when the backend
+        answers many inputs in one call (the embedded engine encodes a batch at once), the inputs
+        split into at most `max_concurrency` batched calls."""
+        if len(todo) > 1 and isinstance(self.backend, RunsFunctionsInBatches):
+            size = max(MIN_BATCH_INPUTS, -(-len(todo) // self.max_concurrency))
+        else:
+            size = 1
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            task = self._executor.submit(self._call, ref, chunk, confidence_scoring)
+            task.add_done_callback(lambda done, chunk=chunk: _settle_abandoned(done, chunk))
 
-    def _call(self, ref: FunctionRef, payload: Any, confidence_scoring: bool) -> Answer:
-        self.stats.count(calls=1)
-        response = self.backend.run_function(ref.name, payload, confidence_scoring=confidence_scoring)
-        self.stats.count_usage(response.get("usage"))
-        return Answer(answer_row(response, ref.kind), response, False)
+    def _call(self, ref: FunctionRef, chunk: list[tuple[Future[Answer], Any]], confidence_scoring: bool) -> None:
+        """Answer one chunk, settling each input's future with its Answer or its error."""
+        self.stats.count(calls=len(chunk))
+        payloads = [payload for _, payload in chunk]
+        try:
+            if isinstance(self.backend, RunsFunctionsInBatches) and len(chunk) > 1:
+                responses = self.backend.run_function_many(ref.name, payloads, confidence_scoring=confidence_scoring)
+            else:
+                responses = [self.backend.run_function(ref.name, payloads[0], confidence_scoring=confidence_scoring)]
+        except BaseException as exc:  # the whole call failed: every input of it did
+            for future, _ in chunk:
+                future.set_exception(exc)
+            return
+        for (future, _), response in zip(chunk, responses, strict=True):
+            if isinstance(response, SutroSQLError):
+                future.set_exception(response)
+            else:
+                self.stats.count_usage(response.get("usage"))
+                future.set_result(Answer(answer_row(response, ref.kind), response, False))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

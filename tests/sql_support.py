@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,22 @@ class CountingBackend:
         return self._backend.home
 
     def run_function(self, name: str, input: Any, **kwargs: Any) -> dict[str, Any]:
+        with self._counted([input]):
+            return self._backend.run_function(name, input, **kwargs)
+
+    def run_function_many(self, name: str, inputs: list[Any], **kwargs: Any) -> list[Any]:
+        """One call answering several inputs (each recorded in `run_calls`)."""
+        with self._counted(inputs):
+            return self._backend.run_function_many(name, inputs, **kwargs)
+
+    @contextlib.contextmanager
+    def _counted(self, inputs: list[Any]) -> Iterator[None]:
         with self._lock:
-            self.run_calls.append(input)
+            self.run_calls.extend(inputs)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            return self._backend.run_function(name, input, **kwargs)
+            yield
         finally:
             with self._lock:
                 self._in_flight -= 1

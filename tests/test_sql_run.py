@@ -315,3 +315,33 @@ def test_registering_again_replaces_the_session(con, local_backend):
     assert session_for(con) is second is not first
     con.sql("SELECT sutro_run('lead-qualifier', {'query': 'q', 'region': 'r'})").fetchall()
     assert (second.stats.calls, second.stats.cache_hits) == (0, 1)
+
+
+def test_a_vector_of_new_inputs_reaches_the_local_engine_in_a_few_batched_calls(home):
+    """The embedded engine encodes a batch at once: `sutro_run` hands it a vector's distinct new
+    inputs together (split across the concurrency), not one call per row."""
+    from sutro_sql.backends.local import LocalBackend
+    from tests.support.engines import KeywordEngine
+
+    class BatchRecordingEngine(KeywordEngine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batch_sizes: list[int] = []
+
+        def answer(self, spec, rows):
+            self.batch_sizes.append(len(rows))
+            return super().answer(spec, rows)
+
+    engine = BatchRecordingEngine()
+    backend = LocalBackend(home, engine=engine)
+    try:
+        con = connect(backend=backend, progress=False, max_concurrency=2)
+        make_leads(con, 200, 200)
+        rows = con.sql(f"SELECT id, {RUN}.response FROM leads ORDER BY id").fetchall()
+        assert len(rows) == 200 and all(response is not None for _, response in rows)
+        assert sum(engine.batch_sizes) == 200 and len(engine.batch_sizes) <= 4
+        assert session_for(con).stats.calls == 200
+        one = backend.run_function("lead-qualifier", {"query": "lead 7 qualified", "region": "EMEA"})
+        assert one["output"] == dict(rows)[7]  # the batched answer is the one-row answer
+    finally:
+        backend.close()

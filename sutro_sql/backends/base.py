@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from ..errors import ValidationError
+from ..errors import SutroSQLError, ValidationError
 from ..functions import FunctionSpec
 
 #: Job statuses on the wire (v1 §4.1), uppercase.
@@ -156,6 +156,20 @@ class ListsFunctions(Protocol):
 
     def functions(self) -> list[FunctionSpec]:
         """Every Function whose spec loads, in name order."""
+        ...
+
+
+@runtime_checkable
+class RunsFunctionsInBatches(Protocol):
+    """A backend that answers several real-time inputs in one call (the local deployment: its
+    engines encode a batch at once), so `sutro_run` hands it a vector's new inputs together."""
+
+    def run_function_many(
+        self, name: str, inputs: list[dict[str, Any] | str], *, confidence_scoring: bool = True
+    ) -> list[dict[str, Any] | SutroSQLError]:
+        """Per input, in order, its v1 run response, or the error of that input alone (a bad
+        input, a row the engine refused); an error of the whole call (an unknown Function, a
+        broken engine) raises."""
         ...
 
 

@@ -138,36 +138,55 @@ class LocalBackend:
     def run_function(
         self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
     ) -> dict[str, Any]:
-        request_id = f"rt_{uuid.uuid4().hex}"
+        (answer,) = self.run_function_many(name, [input], confidence_scoring=confidence_scoring)
+        if isinstance(answer, SutroSQLError):
+            raise answer
+        return answer
+
+    def run_function_many(
+        self, name: str, inputs: list[dict[str, Any] | str], *, confidence_scoring: bool = True
+    ) -> list[dict[str, Any] | SutroSQLError]:
+        """Real-time answers for several inputs in one engine call (the `RunsFunctionsInBatches`
+        capability: the embedded engine encodes them as one batch). Per input its v1 response, or
+        its own error; an unknown Function or a failing engine raises for all."""
+        request_ids = [f"rt_{uuid.uuid4().hex}" for _ in inputs]
         function = self.registry.get(name)
         spec = function.spec
-        try:
-            row = spec.convert_input(input)
-        except ValidationError as exc:
-            raise ValidationError(exc.detail, request_id=request_id) from None
+        results: list[dict[str, Any] | SutroSQLError] = []
+        rows: dict[int, dict[str, str]] = {}
+        for index, value in enumerate(inputs):
+            try:
+                rows[index] = spec.convert_input(value)
+            except ValidationError as exc:
+                results.append(ValidationError(exc.detail, request_id=request_ids[index]))
+                continue
+            results.append({})  # filled below
         engine = self.engine_for(spec)
         try:
-            answer = answer_rows(engine, spec, [row])[0]
+            answers = answer_rows(engine, spec, list(rows.values())) if rows else []
         except SutroSQLError:
             raise
         except Exception as exc:
             raise ServerError(
-                f"engine {engine.name!r} failed: {exc}", code="provider_error", request_id=request_id
+                f"engine {engine.name!r} failed: {exc}", code="provider_error", request_id=request_ids[0]
             ) from exc
-        if isinstance(answer, RowFailure):
-            raise ServerError(answer.message, code="provider_error", request_id=request_id)
-        input_tokens, output_tokens = usage_tokens(answer, row)
-        return realtime_response(
-            spec,
-            function.revision,
-            engine.name,
-            answer,
-            request_id=request_id,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd(input_tokens, output_tokens, self.config.price_per_1k_tokens),
-            confidence_scoring=confidence_scoring,
-        )
+        for (index, row), answer in zip(rows.items(), answers, strict=True):
+            if isinstance(answer, RowFailure):
+                results[index] = ServerError(answer.message, code="provider_error", request_id=request_ids[index])
+                continue
+            input_tokens, output_tokens = usage_tokens(answer, row)
+            results[index] = realtime_response(
+                spec,
+                function.revision,
+                engine.name,
+                answer,
+                request_id=request_ids[index],
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd(input_tokens, output_tokens, self.config.price_per_1k_tokens),
+                confidence_scoring=confidence_scoring,
+            )
+        return results
 
     # -- batch -------------------------------------------------------------------------------
 
