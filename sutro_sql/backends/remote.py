@@ -100,6 +100,7 @@ class RemoteBackend:
         self._url = url
         self._home = str(resolve_home(home))
         self._retry = retry or RetryPolicy()
+        self.max_concurrency = max_concurrency
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._control_timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self._run_timeout = httpx.Timeout(run_timeout, connect=min(10.0, run_timeout))

@@ -61,12 +61,25 @@ class SutroGroup(click.Group):
     show_default=False,
     help=f"API key for --api-url; prefer the env var {environment.API_KEY} so it stays off the command line.",
 )
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Real-time Function calls in flight at once (sutro_run), also the deployment connection's limit.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries; errors still go to stderr.")
 @click.version_option(package_name="sutro-sql")
 @click.pass_context
 def cli(
-    ctx: click.Context, home: str | None, api_url: str | None, api_key: str | None, debug: bool, quiet: bool
+    ctx: click.Context,
+    home: str | None,
+    api_url: str | None,
+    api_key: str | None,
+    max_concurrency: int,
+    debug: bool,
+    quiet: bool,
 ) -> None:
     """Run Sutro Functions (classifiers, judges, extractors) from SQL on DuckDB.
 
@@ -78,7 +91,9 @@ def cli(
       sutro-sql functions list
       sutro-sql jobs list
     """
-    state = CliState(home=home, api_url=api_url, api_key=api_key, debug=debug, quiet=quiet)
+    state = CliState(
+        home=home, api_url=api_url, api_key=api_key, max_concurrency=max_concurrency, debug=debug, quiet=quiet
+    )
     ctx.obj = state
     ctx.call_on_close(state.close)
 

@@ -19,6 +19,7 @@ class CliState:
     home: str | None
     api_url: str | None
     api_key: str | None = dataclasses.field(repr=False)
+    max_concurrency: int
     debug: bool
     quiet: bool
     _client: Client | None = None
@@ -30,8 +31,10 @@ class CliState:
             from ..backends import open_backend
             from ..client import Client
 
-            backend = open_backend(self.home, self.api_url, self.api_key, start_workers=workers)
-            self._client = Client(backend=backend, progress=self.progress())
+            backend = open_backend(
+                self.home, self.api_url, self.api_key, start_workers=workers, max_concurrency=self.max_concurrency
+            )
+            self._client = Client(backend=backend, progress=self.progress(), max_concurrency=self.max_concurrency)
         return self._client
 
     def progress(self) -> bool | None:
