@@ -30,7 +30,7 @@ region. Chosen on the bench's dev split: with a fixed centre of 3, movie reviews
 (good descriptions, 2 examples per label that say little) lost to zero-shot,
 0.717 against 0.738; with 10 * n^(-1/3) they reach 0.738, at the cost of the
 3-label product reviews at 2 per label (0.953 -> 0.936, under the centroid
-baseline's 0.960 with either centre); mean accuracy over sets and shot counts
+baseline's 0.961 with either centre); mean accuracy over sets and shot counts
 is the same (0.853).
 
 The ridge strength, `a` and `b` come from the examples' exact leave-one-out
