@@ -52,9 +52,9 @@ def test_a_text_reviewed_with_two_labels_is_left_to_the_model(engine):
     assert engine.answer(spec, [{"text": text}])[0].confidence < REVIEWED_CONFIDENCE
 
 
-def test_several_inputs_are_read_as_sentences_in_input_order(triage):
-    assert row_text(triage, {"subject": "Charged twice", "body": "Refund me!"}) == "Charged twice. Refund me!"
-    assert row_text(triage, {"subject": "", "body": "Refund me"}) == "Refund me."
+def test_several_inputs_are_read_as_lines_in_input_order(triage):
+    assert row_text(triage, {"subject": "Charged twice", "body": " Refund me! "}) == "Charged twice\nRefund me!"
+    assert row_text(triage, {"subject": "", "body": "Refund me"}) == "Refund me"
 
 
 def test_an_extraction_input_equal_to_a_reviewed_example_gets_its_reviewed_output(engine):
