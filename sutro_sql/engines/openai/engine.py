@@ -14,8 +14,9 @@ with one row's reply becomes that row's `RowFailure`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -133,15 +134,32 @@ class OpenAIEngine:
         return temperature_from_held_out(self.name, spec, held_out)
 
     def _map(self, task: Callable[[_Item], _Result], items: Iterable[_Item]) -> list[_Result]:
-        """`task(item)` for every item on the engine's pool, the results in order; on the first
-        exception the rest are cancelled."""
-        futures = [self._pool.submit(task, item) for item in items]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
+        """`task(item)` for every item on the engine's pool, the results in order.
+
+        On the first exception no further task starts: the failing task raises a flag before
+        its future resolves, and every task checks that flag before it calls the server. The
+        queued tasks are cancelled and the exception raised without waiting for those
+        already in flight (their results are dropped).
+        """
+        failed = threading.Event()
+
+        def run(item: _Item) -> _Result | None:
+            if failed.is_set():
+                return None  # never read: the failure is raised instead
+            try:
+                return task(item)
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [self._pool.submit(run, item) for item in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failure = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
+        if failure is not None:
             for future in futures:
                 future.cancel()
-            raise
+            failure.result()  # raises
+        return [future.result() for future in futures]
 
     def _held_out_probabilities(self, spec: FunctionSpec, index: int) -> dict[str, float] | None:
         """The model's label probabilities for example `index`, asked with the other examples
