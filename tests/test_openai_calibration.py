@@ -170,9 +170,10 @@ def test_no_held_out_call_starts_after_one_fails_while_another_is_in_flight(fake
     fake.text_behaviours = {held: "hold", failing: 500}  # the first two start together
     with pytest.raises(ServerError):
         engine.calibration_for(SPEC)  # raises while the first example is still held
-    asked = sorted(request.last_user_message for request in fake.requests)
+    asked = {request.last_user_message for request in fake.requests}
     fake.released.set()
-    assert asked == sorted([held, failing])  # the worker freed by the failure asked nothing more
+    # the worker freed by the failure asked nothing more (the held request may still be on its way)
+    assert asked - {held} == {failing}
 
 
 def test_a_held_out_example_the_server_refuses_is_left_out_of_the_fit(fake, make_engine):
