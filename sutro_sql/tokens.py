@@ -8,7 +8,8 @@ one token, and a word is one token per started 6 characters ("refund" = 1,
 out at about 1.1-1.3 tokens per word, close to what GPT-style tokenizers give.
 
 Engines may report their own counts; the local deployment uses these counts
-only where an engine reports none, and always for dry-run estimates.
+only where an engine reports none, and for dry-run estimates of engines whose
+own count a dry run cannot make (see `backends.local.estimate`).
 """
 
 from __future__ import annotations

@@ -160,8 +160,20 @@ def test_a_transport_error_during_the_fit_raises_and_nothing_is_cached(fake, mak
     with pytest.raises(ServerError):
         engine.answer(SPEC, [ROW])
     assert engine.calibration_for(SPEC) > 1  # fitted now, not stuck at 1.0
-    # the failed call, at most one held-out call already started when it failed, then a full refit
-    assert len(fake.requests) - 1 - len(SPEC.examples) in (0, 1)
+    # the failed call (no held-out call starts after it), then a full refit
+    assert len(fake.requests) == 1 + len(SPEC.examples)
+
+
+def test_no_held_out_call_starts_after_one_fails_while_another_is_in_flight(fake, make_engine):
+    engine = make_engine(max_concurrency=2)
+    held, failing = (render_input(SPEC, example.input) for example in SPEC.examples[:2])
+    fake.text_behaviours = {held: "hold", failing: 500}  # the first two start together
+    with pytest.raises(ServerError):
+        engine.calibration_for(SPEC)  # raises while the first example is still held
+    asked = {request.last_user_message for request in fake.requests}
+    fake.released.set()
+    # the worker freed by the failure asked nothing more (the held request may still be on its way)
+    assert asked - {held} == {failing}
 
 
 def test_a_held_out_example_the_server_refuses_is_left_out_of_the_fit(fake, make_engine):

@@ -20,9 +20,11 @@ a pure function of the request, so tests can predict them:
   ``response_format`` might.
 
 Error modes: ``script(...)`` queues one behaviour per coming request (429, 500, 503, 401,
-"malformed", "invalid", "slow"); the attributes set persistent ones (``api_key``,
+"malformed", "invalid", "slow", "hold"); ``text_behaviours`` gives one to every request whose
+last user turn contains a key; the attributes set persistent ones (``api_key``,
 ``reject_params``, ``logprobs_enabled``, ``always_invalid``, ``refuse_text``, ``reply_delay``).
-Every request is recorded (headers and JSON body) in ``requests``.
+"hold" keeps the reply back until the test sets ``released`` (or ``hold_seconds`` pass, so a
+test that fails does not hang). Every request is recorded (headers and JSON body) in ``requests``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class FakeOpenAIServer:
         self.reply_delay = 0.0
         self.slow_seconds = 3.0
         self.retry_after = "0.25"
+        self.text_behaviours: dict[str, Any] = {}
+        self.released = threading.Event()
+        self.hold_seconds = 10.0
         self.requests: list[RecordedRequest] = []
         self.max_in_flight = 0
         self._in_flight = 0
@@ -86,7 +91,8 @@ class FakeOpenAIServer:
 
     def script(self, *behaviours: Any) -> None:
         """Queue behaviours for the next requests, one each: an HTTP status, "malformed",
-        "invalid" (a reply that breaks the constraints) or "slow" (past any short timeout)."""
+        "invalid" (a reply that breaks the constraints), "slow" (past any short timeout) or
+        "hold" (no reply until `released` is set)."""
         with self._lock:
             self._script.extend(behaviours)
 
@@ -96,6 +102,7 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stopping.set()
+        self.released.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -110,6 +117,9 @@ class FakeOpenAIServer:
         with self._lock:
             self.requests.append(record)
             behaviour = self._script.popleft() if self._script else "ok"
+            if self.text_behaviours and isinstance(body, dict) and isinstance(body.get("messages"), list):
+                asked = record.last_user_message
+                behaviour = next((b for text, b in self.text_behaviours.items() if text in asked), behaviour)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
@@ -136,6 +146,8 @@ class FakeOpenAIServer:
             return 200, {"Content-Type": "application/json"}, b'{"id": "chatcmpl-broken", "choices": [{"mess'
         if behaviour == "slow":
             self._stopping.wait(self.slow_seconds)
+        if behaviour == "hold":
+            self.released.wait(self.hold_seconds)
         body = record.body
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property")

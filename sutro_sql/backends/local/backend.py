@@ -25,11 +25,10 @@ from ...config import HomeConfig, load_object, resolve_home
 from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
-from ...tokens import count_row_tokens
 from ...wire import Job
 from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name, check_job_priority
 from .answers import realtime_response, usage_tokens
-from .estimate import cost_usd, output_token_allowance
+from .estimate import DryRunTokens, cost_usd
 from .registry import FunctionRegistry
 from .store import JobStore
 from .worker import WorkerPool, WorkerSettings, answer_rows
@@ -211,6 +210,7 @@ class LocalBackend:
             raise ValidationError(f"id_column {id_column!r} clashes with a results column; rename it.")
         function = self.registry.get(name)
         spec = function.spec
+        estimate = DryRunTokens(spec, self.engine_for(spec)) if dry_run else None
         job_id = f"job-{uuid.uuid4()}"
         existing = self.store.begin_job(
             job_id=job_id,
@@ -229,11 +229,11 @@ class LocalBackend:
         if existing is not None:
             return existing
         try:
-            num_rows, input_tokens = self._write_rows(job_id, spec, data, id_column, dry_run)
-            if dry_run:
-                output_tokens = num_rows * output_token_allowance(spec)
-                cost = cost_usd(input_tokens, output_tokens, self.config.price_per_1k_tokens)
-                self.store.complete_estimate(job_id, num_rows, input_tokens, output_tokens, cost)
+            num_rows = self._write_rows(job_id, spec, data, id_column, estimate)
+            if estimate is not None:
+                tokens = (estimate.input_tokens, estimate.output_tokens)
+                cost = cost_usd(*tokens, self.config.price_per_1k_tokens)
+                self.store.complete_estimate(job_id, num_rows, *tokens, cost)
             else:
                 self.store.open_job(job_id, num_rows)
         except BaseException:
@@ -243,10 +243,11 @@ class LocalBackend:
         return job_id
 
     def _write_rows(
-        self, job_id: str, spec: FunctionSpec, data: BatchInput, id_column: str | None, dry_run: bool
-    ) -> tuple[int, int]:
-        """Validate, convert and store every row; returns (rows, input tokens counted for dry runs)."""
-        index = input_tokens = 0
+        self, job_id: str, spec: FunctionSpec, data: BatchInput, id_column: str | None, estimate: DryRunTokens | None
+    ) -> int:
+        """Validate and convert every row, then store it, or for a dry run count it into
+        `estimate`; returns the number of rows."""
+        index = 0
         for batch in iter_row_batches(data):
             pending: list[tuple[int, str, str | None]] = []
             for row in batch:
@@ -259,8 +260,8 @@ class LocalBackend:
                     if not isinstance(row, dict) or id_column not in row:
                         raise ValidationError(f"Input row {index} (0-based): missing id column {id_column!r}.")
                     id_value = json.dumps(row[id_column], default=_id_json)
-                if dry_run:
-                    input_tokens += count_row_tokens(converted.values())
+                if estimate is not None:
+                    estimate.add(converted)
                 else:
                     pending.append((index, json.dumps(converted, ensure_ascii=False), id_value))
                 index += 1
@@ -268,7 +269,7 @@ class LocalBackend:
                 self.store.add_rows(job_id, pending, CREATION_LEASE_SECONDS)
         if index == 0:
             raise ValidationError("The batch input has no rows.")
-        return index, input_tokens
+        return index
 
     def _job_row(self, job_id: str) -> dict[str, Any]:
         row = self.store.get(job_id)
