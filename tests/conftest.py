@@ -42,6 +42,23 @@ def local_backend(home, keyword_engine):
     backend.close()
 
 
+@pytest.fixture
+def counting(local_backend):
+    """`local_backend` behind a wrapper that counts real-time calls and batch submissions."""
+    from tests.sql_support import CountingBackend
+
+    return CountingBackend(local_backend)
+
+
+@pytest.fixture
+def client(counting):
+    """A Client over `counting`, without progress bars."""
+    from sutro_sql.client import Client
+
+    with Client(backend=counting, progress=False) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     """`sutro-sql serve` as a real subprocess on a loopback port, one per test module,

@@ -8,26 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sutro_sql.client import Client
 from sutro_sql.errors import ValidationError
-from tests.sql_support import CountingBackend
 
 ROWS = [
     {"id": 1, "subject": "a", "body": "x"},
     {"id": 2, "subject": "b", "body": "y"},
     {"id": 1, "subject": "c", "body": "z"},
 ]
-
-
-@pytest.fixture
-def counting(local_backend):
-    return CountingBackend(local_backend)
-
-
-@pytest.fixture
-def client(counting):
-    with Client(backend=counting, progress=False) as client:
-        yield client
 
 
 def as_csv(tmp_path, rows):

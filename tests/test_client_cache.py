@@ -12,21 +12,9 @@ import pytest
 from sutro_sql.batch_input import batch_content_key
 from sutro_sql.client import Client
 from sutro_sql.sql_layer import connect, session_for
-from tests.sql_support import CountingBackend
 
 LEAD = {"query": "Find CISOs evaluating vendors, qualified", "region": "APAC"}
 ROWS = [{"id": i, "query": f"lead {i} qualified" if i % 2 else f"lead {i}", "region": "EU"} for i in range(6)]
-
-
-@pytest.fixture
-def counting(local_backend):
-    return CountingBackend(local_backend)
-
-
-@pytest.fixture
-def client(counting):
-    with Client(backend=counting, progress=False) as client:
-        yield client
 
 
 def test_a_repeated_run_function_is_answered_by_the_cache(client, counting):

@@ -14,11 +14,6 @@ from sutro_sql.sql_layer import connect, session_for
 from tests.sql_support import REPO, CountingBackend, logged_rows, run_python
 
 
-@pytest.fixture
-def counting(local_backend):
-    return CountingBackend(local_backend)
-
-
 def open_warehouse(database: str, backend: CountingBackend) -> duckdb.DuckDBPyConnection:
     connection = connect(database, backend=backend, progress=False)
     connection.execute(

@@ -12,12 +12,6 @@ from sutro_sql.inputs import FunctionRef
 from sutro_sql.sql_layer import connect, session_for, sql
 from sutro_sql.sql_layer import spool as spools
 from sutro_sql.sql_layer.rewrite import validate_read_query
-from tests.sql_support import CountingBackend
-
-
-@pytest.fixture
-def counting(local_backend):
-    return CountingBackend(local_backend)
 
 
 @pytest.fixture

@@ -16,11 +16,6 @@ RUN = "sutro_run('lead-qualifier', {'query': query, 'region': region})"
 
 
 @pytest.fixture
-def counting(local_backend):
-    return CountingBackend(local_backend)
-
-
-@pytest.fixture
 def con(counting):
     connection = connect(backend=counting, progress=False)
     yield connection
