@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from . import environment
 from .answer_cache import AnswerCache, answer_key
 from .answers import job_answer_rows, response_from_row
 from .backends import open_backend
@@ -121,6 +122,7 @@ class Client:
         progress: bool | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         cache: bool = True,
+        cache_mode: str | None = None,
     ) -> None:
         if api_key is not None and not isinstance(api_key, str):
             raise TypeError(f"api_key must be a string, not {type(api_key).__name__} (pass a backend as backend=...)")
@@ -133,6 +135,7 @@ class Client:
         self.progress = progress
         self.max_concurrency = max_concurrency
         self.cache_enabled = cache
+        self.cache_mode = cache_mode_from(cache_mode)
         self.stats = Stats()
         self._backend: Backend | None = None
         self._poll_interval = 1.0
@@ -156,7 +159,8 @@ class Client:
         self._functions = {}
         if backend is not None:
             self.answers = AnswerCache.open(backend.home)
-            self._calls = RealtimeCalls(backend, self.answers, self.stats, self.max_concurrency)
+            replay = self.cache_mode == "replay"
+            self._calls = RealtimeCalls(backend, self.answers, self.stats, self.max_concurrency, replay=replay)
             self._waiter = JobWaiter(backend, self._poll_interval)
 
     @property
@@ -301,8 +305,9 @@ class Client:
         return self._calls.answer(ref, payloads, use_cache=self.cache_enabled and cache, epoch=epoch)
 
     def cached_answers(self, ref: FunctionRef, canonicals: list[str], *, cache: bool = True) -> list[dict | None]:
-        """Per canonical input its cached `sutro_run` value, or None (all None when the cache is off)."""
-        if not (self.cache_enabled and cache):
+        """Per canonical input its cached `sutro_run` value, or None (all None when the cache is off,
+        except in replay mode, where the cache is the only source)."""
+        if not (self.cache_mode == "replay" or (self.cache_enabled and cache)):
             return [None] * len(canonicals)
         keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
         stored = self.answers.get_many(keys)
@@ -393,6 +398,11 @@ class Client:
         ledger, or by the backend from `content_key`), else a new one, recorded in the ledger.
         Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches; two threads
         submitting the same content at once get one job, submitted once."""
+        if self.cache_mode == "replay":
+            raise ConfigurationError(
+                f"Function {ref.name!r}: {environment.CACHE_MODE}=replay answers from the cache only and submits no "
+                "batch job; record the answers first (the default mode), or answer these rows from the cache."
+            )
         with self._submission_lock(content_key):
             known = self._known_job(content_key, dry_run) if content_key is not None else None
             if known is not None:
@@ -627,6 +637,20 @@ class Client:
         except NotFoundError:  # the Function was removed since the job ran
             return None
         return output_arrow_schema(spec) if spec is not None and spec.kind == "extraction" else None
+
+
+#: What the answer cache does: "record" (answer from it, compute and store the rest) or "replay".
+CACHE_MODES = ("record", "replay")
+
+
+def cache_mode_from(cache_mode: str | None) -> str:
+    """The explicit mode, else SUTRO_SQL_CACHE, else "record"; anything else is refused by name."""
+    mode = (cache_mode or environment.get(environment.CACHE_MODE) or "record").strip().lower()
+    if mode not in CACHE_MODES:
+        raise ConfigurationError(
+            f"cache mode must be one of {', '.join(CACHE_MODES)} ({environment.CACHE_MODE}), got {mode!r}"
+        )
+    return mode
 
 
 def _ignored_tracing(metadata: Any, tags: Any, timeout_seconds: float | None = None) -> None:

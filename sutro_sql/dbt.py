@@ -12,6 +12,8 @@ In ``profiles.yml``::
                                  # env_var('DBT_ENV_SECRET_...'), since `dbt debug` prints this block
           max_concurrency: 8     # concurrent Function calls per query
           cache: true            # reuse answers already computed for the same input
+          cache_mode: replay     # answers from the cache only (CI without a deployment); default
+                                 # SUTRO_SQL_CACHE, else record
           progress: false        # progress bars on stderr
 
 Every key is optional. The plugin registers ``sutro_run``, ``sutro_batch`` and
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from dbt.adapters.duckdb.plugins import BasePlugin
 
+from .client import CACHE_MODES
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -57,6 +60,7 @@ class PluginSettings:
     api_key: str | None = field(default=None, repr=False)
     max_concurrency: int = 8
     cache: bool = True
+    cache_mode: str | None = None
     progress: bool = False
 
     @classmethod
@@ -69,7 +73,7 @@ class PluginSettings:
                 f"sutro_sql.dbt plugin: unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         values: dict[str, Any] = {}
-        for name in ("home", "functions_dir", "api_url", "api_key"):
+        for name in ("home", "functions_dir", "api_url", "api_key", "cache_mode"):
             text = config.get(name)
             if text is not None and not isinstance(text, str):
                 raise ConfigurationError(f"sutro_sql.dbt plugin: {name} must be text")
@@ -79,6 +83,11 @@ class PluginSettings:
         for name in ("cache", "progress"):
             if config.get(name) is not None:
                 values[name] = _flag(name, config[name])
+        mode = values.get("cache_mode")
+        if mode is not None and mode.lower() not in CACHE_MODES:
+            raise ConfigurationError(
+                f"sutro_sql.dbt plugin: cache_mode must be one of {', '.join(CACHE_MODES)}, got {mode!r}"
+            )
         return cls(**values)
 
 
@@ -117,7 +126,11 @@ def build_client(settings: PluginSettings) -> Client:
         max_concurrency=settings.max_concurrency,
     )
     return Client(
-        backend=backend, max_concurrency=settings.max_concurrency, cache=settings.cache, progress=settings.progress
+        backend=backend,
+        max_concurrency=settings.max_concurrency,
+        cache=settings.cache,
+        cache_mode=settings.cache_mode,
+        progress=settings.progress,
     )
 
 

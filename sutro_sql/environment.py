@@ -17,6 +17,9 @@ SERVE_API_KEY = "SUTRO_SQL_SERVE_API_KEY"
 HOME = "SUTRO_SQL_HOME"
 #: "0" silences progress bars, "1" forces them.
 PROGRESS = "SUTRO_SQL_PROGRESS"
+#: "record" (the default: answers come from the cache, else are computed and cached) or
+#: "replay" (answers come only from the cache; a miss is an error and nothing is computed).
+CACHE_MODE = "SUTRO_SQL_CACHE"
 #: Overrides of the home's config.yaml.
 ENGINE = "SUTRO_SQL_ENGINE"
 WORKERS = "SUTRO_SQL_WORKERS"

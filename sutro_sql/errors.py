@@ -198,6 +198,14 @@ class FunctionCallError(SutroSQLError):
     http_status = 422
 
 
+class CacheMissError(SutroSQLError):
+    """Replay mode (SUTRO_SQL_CACHE=replay): the answer cache has no answer for this input, and
+    replay computes nothing. A row's failure: `on_error := 'null'` gives it NULL and goes on."""
+
+    code = "not_in_cache"
+    http_status = 409
+
+
 class JobTimeoutError(SutroSQLError, TimeoutError):
     """A wait for a batch job ran out of time; the job itself keeps running."""
 

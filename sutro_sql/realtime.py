@@ -16,10 +16,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from . import environment
 from .answer_cache import AnswerCache, answer_key
 from .answers import answer_row
 from .backends.base import Backend, RunsFunctionsInBatches
-from .errors import ConfigurationError, SutroSQLError
+from .errors import CacheMissError, ConfigurationError, SutroSQLError
 from .inputs import FunctionRef
 from .stats import Stats
 
@@ -27,6 +28,12 @@ from .stats import Stats
 RECENT_STATEMENTS = 64
 #: Fewest inputs worth one batched call, when a backend answers many at once.
 MIN_BATCH_INPUTS = 16
+
+
+def replay_miss(function: str) -> CacheMissError:
+    return CacheMissError(
+        f"Function {function!r}: no cached answer for this input, and {environment.CACHE_MODE}=replay computes nothing"
+    )
 
 
 def _settle_abandoned(task: Future[None], chunk: list[tuple[Future[Answer], Any]]) -> None:
@@ -50,13 +57,16 @@ class Answer:
 class RealtimeCalls:
     """The Client's real-time call pool over one backend."""
 
-    def __init__(self, backend: Backend, cache: AnswerCache, stats: Stats, max_concurrency: int) -> None:
+    def __init__(
+        self, backend: Backend, cache: AnswerCache, stats: Stats, max_concurrency: int, *, replay: bool = False
+    ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.backend = backend
         self.cache = cache
         self.stats = stats
         self.max_concurrency = max_concurrency
+        self.replay = replay  # answers from the cache only: a miss is a CacheMissError, nothing is called
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sutro-call")
         self._inflight: dict[str, Future[Answer]] = {}
         self._computed: dict[int, set[str]] = {}  # recent statement epoch -> answer keys computed for it
@@ -74,7 +84,7 @@ class RealtimeCalls:
         """Per canonical input (the keys of `payloads`, each mapped to what to send), its Answer,
         or the SutroSQLError of its failed call when the error is about the row (not fatal).
         Fatal errors (the deployment, not the row) raise."""
-        use_cache = use_cache and confidence_scoring  # answers without confidence are not the cached ones
+        use_cache = self.replay or (use_cache and confidence_scoring)  # answers without confidence are not cached
         identity = self.backend.identity
         keys = {canonical: answer_key(identity, ref.name, ref.revision, canonical) for canonical in payloads}
         results: dict[str, Answer | SutroSQLError] = {}
@@ -85,6 +95,10 @@ class RealtimeCalls:
                 for canonical, key in keys.items():
                     if key in stored:
                         results[canonical] = Answer(stored[key], None, key not in mine)
+        if self.replay:
+            for canonical in payloads:
+                results.setdefault(canonical, replay_miss(ref.name))
+            return results
         calls: dict[str, Future[Answer]] = {}
         started: list[str] = []  # in-flight entries this caller created, and must remove
         try:

@@ -68,6 +68,14 @@ class SutroGroup(click.Group):
     show_default=True,
     help="Real-time Function calls in flight at once (sutro_run), also the deployment connection's limit.",
 )
+@click.option(
+    "--cache-mode",
+    type=click.Choice(["record", "replay"]),
+    envvar=environment.CACHE_MODE,
+    default=None,
+    help="record (default): answer from the cache, compute and cache the rest; replay: answer from the "
+    "cache only, a miss is an error (env SUTRO_SQL_CACHE).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries; errors still go to stderr.")
 @click.version_option(package_name="sutro-sql")
@@ -78,6 +86,7 @@ def cli(
     api_url: str | None,
     api_key: str | None,
     max_concurrency: int,
+    cache_mode: str | None,
     debug: bool,
     quiet: bool,
 ) -> None:
@@ -92,7 +101,13 @@ def cli(
       sutro-sql jobs list
     """
     state = CliState(
-        home=home, api_url=api_url, api_key=api_key, max_concurrency=max_concurrency, debug=debug, quiet=quiet
+        home=home,
+        api_url=api_url,
+        api_key=api_key,
+        max_concurrency=max_concurrency,
+        cache_mode=cache_mode,
+        debug=debug,
+        quiet=quiet,
     )
     ctx.obj = state
     ctx.call_on_close(state.close)

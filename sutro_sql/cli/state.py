@@ -22,6 +22,7 @@ class CliState:
     max_concurrency: int
     debug: bool
     quiet: bool
+    cache_mode: str | None = None
     _client: Client | None = None
 
     def client(self, *, workers: bool = True) -> Client:
@@ -34,7 +35,12 @@ class CliState:
             backend = open_backend(
                 self.home, self.api_url, self.api_key, start_workers=workers, max_concurrency=self.max_concurrency
             )
-            self._client = Client(backend=backend, progress=self.progress(), max_concurrency=self.max_concurrency)
+            self._client = Client(
+                backend=backend,
+                progress=self.progress(),
+                max_concurrency=self.max_concurrency,
+                cache_mode=self.cache_mode,
+            )
         return self._client
 
     def progress(self) -> bool | None:

@@ -43,7 +43,8 @@ import pyarrow.parquet as pq
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS
 from ..errors import QueryError
 from ..functions import output_arrow_schema
-from ..inputs import FunctionRef
+from ..inputs import FunctionRef, row_failure
+from ..realtime import replay_miss
 from ..wire import Job
 from .cache import FunctionAnswers
 from .rewrite import validate_read_query
@@ -96,10 +97,12 @@ class BatchRunner:
         session = self.session
         distinct = distinct_inputs(ref, spool)
         memory = session.memory(ref)
-        use_cache = session.cache_enabled and options.cache
+        use_cache = session.client.cache_mode == "replay" or (session.cache_enabled and options.cache)
         rows = self._cached(ref, memory, distinct.canonicals, use_cache)
         hits = [i for i, row in enumerate(rows) if row is not None]
         missing = [i for i, row in enumerate(rows) if row is None]
+        if missing and session.client.cache_mode == "replay":
+            raise row_failure(ref.name, distinct.canonicals[missing[0]], replay_miss(ref.name))
         if missing:
             canonicals = [distinct.canonicals[i] for i in missing]
             job = self.run(
