@@ -14,7 +14,9 @@ import json
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .errors import QueryError
 from .inputs import FunctionRef
 
 PREDICTION_TYPE = pa.struct([("label", pa.string()), ("confidence", pa.float64())])
@@ -108,6 +110,35 @@ def answer_row(response: dict[str, Any], kind: str | None = None) -> dict[str, A
         },
         "error": None,
     }
+
+
+def abstain(answers: pa.StructArray, below: float | None) -> pa.StructArray:
+    """`answers` where every answer less confident than `below` keeps its fields but has
+    `response` NULL and `error` = 'abstained: confidence 0.41 < 0.60', so `WHERE ... IS NULL`
+    finds the rows for a person to review; failed rows keep their own error."""
+    if below is None or len(answers) == 0:
+        return answers
+    confidence = answers.field("confidence")
+    unsure = pc.and_(pc.less(confidence, below), pc.is_null(answers.field("error"))).fill_null(False)
+    if not pc.any(unsure).as_py():
+        return answers
+    messages = [
+        f"abstained: confidence {value:.2f} < {below:.2f}" if flag else None
+        for value, flag in zip(confidence.to_pylist(), unsure.to_pylist(), strict=True)
+    ]
+    fields = {name: answers.field(name) for name in ANSWER_TYPE.names}
+    fields["response"] = pc.if_else(unsure, pa.scalar(None, pa.string()), fields["response"])
+    fields["error"] = pc.if_else(unsure, pa.array(messages, pa.string()), fields["error"])
+    return pa.StructArray.from_arrays(list(fields.values()), fields=list(ANSWER_TYPE), mask=answers.is_null())
+
+
+def check_abstain_below(value: Any, where: str) -> float | None:
+    """A probability in [0, 1], or None; anything else is refused naming the parameter."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise QueryError(f"{where}: abstain_below must be a probability between 0 and 1, got {value!r}")
+    return float(value)
 
 
 def error_row(message: str) -> dict[str, Any]:

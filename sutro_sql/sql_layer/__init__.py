@@ -1,8 +1,9 @@
 """Sutro Functions in DuckDB: `register(con)` / `connect()`, `sql()`, and the session behind them.
 
-SQL surface (after `register`): ``sutro_run(fn, input, on_error := 'raise', cache := true)``,
-``sutro_batch(fn, query, id_column := NULL, job_priority := 0, dry_run := false,
-job_name := NULL, description := NULL, cache := true)`` and ``sutro_jobs()``. See the modules:
+SQL surface (after `register`): ``sutro_run(fn, input, on_error := 'raise', cache := true,
+abstain_below := NULL)``, ``sutro_batch(fn, query, id_column := NULL, job_priority := 0,
+dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL)``
+and ``sutro_jobs()``. See the modules:
 `session` (state), `scalar` (sutro_run), `batch` (sutro_batch), `cache`
 (the answers in memory; the disk cache is the Client's), `rewrite` + `query` (sqlglot: validation, subquery form,
 auto_batch), `jobs` (sutro_jobs).

@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS
+from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, abstain, check_abstain_below
 from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
@@ -72,6 +72,7 @@ class BatchOptions:
     job_name: str | None = None
     description: str | None = None
     cache: bool = True
+    abstain_below: float | None = None
 
 
 @dataclass
@@ -214,11 +215,18 @@ class BatchMaterializer:
         job_name: str | None,
         description: str | None,
         cache: bool | None,
+        abstain_below: float | None,
     ) -> str:
         session = self.session
         ref = session.function(fn)
         options = BatchOptions(
-            id_column, int(job_priority or 0), bool(dry_run), job_name, description, cache is not False
+            id_column,
+            int(job_priority or 0),
+            bool(dry_run),
+            job_name,
+            description,
+            cache is not False,
+            check_abstain_below(abstain_below, "sutro_batch"),
         )
         sql_text = validate_read_query(query)
         cursor = session.connection.cursor()
@@ -268,13 +276,14 @@ class BatchMaterializer:
 
     def _answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
         answered = self.runner.answer(ref, spool, options)
-        columns = batch_columns(ref, answered.answers)
+        answers = abstain(answered.answers, options.abstain_below)
+        columns = batch_columns(ref, answers)
         first_name = options.id_column or "row_id"
         clash = {first_name, "confidence_score", "error"} & set(columns)
         if clash:
             raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
-        columns["confidence_score"] = answered.answers.field("confidence")
-        columns["error"] = answered.answers.field("error")
+        columns["confidence_score"] = answers.field("confidence")
+        columns["error"] = answers.field("error")
         per_row = pa.table(columns).take(pa.array(answered.codes))  # distinct inputs -> rows, in query order
         if options.id_column is None:
             first = pa.array(np.arange(spool.rows, dtype=np.int64))

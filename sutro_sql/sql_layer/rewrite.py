@@ -172,6 +172,8 @@ def liftable_calls(tree: exp.Expression) -> list[Lift]:
             if len(args) != 2:
                 continue
             options = named(call)
+            if set(options) - {"on_error", "cache"}:  # e.g. abstain_below: answered per row, as written
+                continue
             on_error = options.get("on_error")
             mode = on_error.name if isinstance(on_error, exp.Literal) else "raise"
             cache = options.get("cache")

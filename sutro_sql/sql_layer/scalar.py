@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..answers import ANSWER_TYPE, error_row
+from ..answers import ANSWER_TYPE, abstain, check_abstain_below, error_row
 from ..errors import QueryError, SutroSQLError, ValidationError
 from ..inputs import FunctionRef, row_failure
 from .cache import FunctionAnswers
@@ -31,7 +31,8 @@ ON_ERROR_MODES = ("raise", "null")
 
 
 class ScalarRunner:
-    """The `_sutro_run(fn, input_json, input_hash, on_error, cache, txid)` Arrow UDF of one session.
+    """The `_sutro_run(fn, input_json, input_hash, on_error, cache, txid, abstain_below)` Arrow UDF
+    of one session.
 
     Row counters skip the bind-time evaluation of constant calls (DuckDB's Python
     relations evaluate them again when they run); backend calls are always counted."""
@@ -40,6 +41,19 @@ class ScalarRunner:
         self.session = session
 
     def __call__(
+        self,
+        fn: pa.ChunkedArray,
+        inputs: pa.ChunkedArray,
+        hashes: pa.ChunkedArray,
+        on_error: Any,
+        cache: Any,
+        txid: pa.ChunkedArray,
+        abstain_below: pa.ChunkedArray,
+    ) -> pa.Array:
+        below = check_abstain_below(_array(abstain_below)[0].as_py(), "sutro_run")
+        return abstain(self._answer(fn, inputs, hashes, on_error, cache, txid), below)
+
+    def _answer(
         self,
         fn: pa.ChunkedArray,
         inputs: pa.ChunkedArray,

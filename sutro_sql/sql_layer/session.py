@@ -3,8 +3,10 @@
 `register(con)` creates one `SutroSession` per DuckDB connection, installs the
 Python UDFs behind the SQL surface and the TEMP macros users call:
 
-- ``sutro_run(fn, input, on_error := 'raise', cache := true)`` -> `_sutro_run` (Arrow UDF);
-- ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache)`` -> a
+- ``sutro_run(fn, input, on_error := 'raise', cache := true, abstain_below := NULL)`` -> `_sutro_run`
+  (Arrow UDF; the statement's `txid_current()` lets it tell dedup from cache hits);
+- ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
+  abstain_below)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
 - ``sutro_jobs()`` -> a table macro over `_sutro_jobs`.
 
@@ -193,7 +195,7 @@ def register(
     con.create_function(
         "_sutro_run",
         ScalarRunner(session),
-        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN", "UBIGINT"],
+        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN", "UBIGINT", "DOUBLE"],
         duckdb.sqltype(ANSWER_SQL_TYPE),
         type="arrow",
         null_handling="special",
@@ -201,7 +203,7 @@ def register(
     con.create_function(
         "_sutro_batch",
         BatchMaterializer(session),
-        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN"],
+        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE"],
         "VARCHAR",
         null_handling="special",
     )
@@ -215,14 +217,15 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     connection or cursor while the UDFs behind them belong to the database, so a cursor of a
     registered connection (dbt runs every model on one) needs only this call."""
     con.execute(
-        "CREATE OR REPLACE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true) "
-        "AS _sutro_run(fn, to_json(input), hash(input), on_error, cache, txid_current())"
+        "CREATE OR REPLACE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true, "
+        "abstain_below := NULL) AS _sutro_run(fn, to_json(input), hash(input), on_error, cache, txid_current(), "
+        "abstain_below)"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
-        "dry_run := false, job_name := NULL, description := NULL, cache := true) AS TABLE "
+        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL) AS TABLE "
         "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, "
-        "description, cache))"
+        "description, cache, abstain_below))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(
