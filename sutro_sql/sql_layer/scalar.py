@@ -50,18 +50,6 @@ class ScalarRunner:
         txid: pa.ChunkedArray,
         abstain_below: pa.ChunkedArray,
     ) -> pa.Array:
-        below = check_abstain_below(_array(abstain_below)[0].as_py(), "sutro_run")
-        return abstain(self._answer(fn, inputs, hashes, on_error, cache, txid), below)
-
-    def _answer(
-        self,
-        fn: pa.ChunkedArray,
-        inputs: pa.ChunkedArray,
-        hashes: pa.ChunkedArray,
-        on_error: Any,
-        cache: Any,
-        txid: pa.ChunkedArray,
-    ) -> pa.Array:
         inputs = _array(inputs)
         rows = len(inputs)
         if inputs.null_count == rows:
@@ -70,6 +58,7 @@ class ScalarRunner:
         mode = _array(on_error)[0].as_py() or "raise"
         if mode not in ON_ERROR_MODES:
             raise QueryError(f"sutro_run: on_error must be 'raise' or 'null', got {mode!r}")
+        below = check_abstain_below(_array(abstain_below)[0].as_py(), "sutro_run")
         use_cache = self.session.cache_enabled and _array(cache)[0].as_py() is not False
         answers = self.session.memory(ref)
         epoch = self.session.epoch(_array(txid)[0].as_py())
@@ -82,8 +71,8 @@ class ScalarRunner:
                 if answered and answers.computed_during(epoch):
                     deduped = int(answers.computed_in(slots.drop_null().to_numpy(), epoch).sum())
                 self._count_rows(cache_hits=answered - deduped, rows_answered=answered)
-                return answers.take(slots)
-        return self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache, epoch)
+                return abstain(answers.take(slots), below)
+        return abstain(self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache, epoch), below)
 
     def _answer_vector(
         self,
