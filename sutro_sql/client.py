@@ -55,7 +55,7 @@ from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
 from .results import job_results_frame
 from .stats import Stats
-from .urls import normalize_api_url
+from .urls import checked_api_key, moved_to, normalize_api_url
 from .waiting import JobWaiter
 from .wire import Job
 
@@ -131,7 +131,8 @@ class Client:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._owns_backend = backend is None
-        self._home, self._api_url, self._api_key = home, api_url, api_key
+        # the normalized URL, so `set_api_url` with the same deployment keeps the key
+        self._home, self._api_url, self._api_key = home, normalize_api_url(api_url) if api_url else None, api_key
         self.progress = progress
         self.max_concurrency = max_concurrency
         self.cache_enabled = cache
@@ -199,10 +200,7 @@ class Client:
         moving to another deployment clears the API key, so it is never sent elsewhere: call
         `set_api_key` with a key of the new deployment before the next call."""
         self._check_owns_backend("set_api_url")
-        url = normalize_api_url(api_url)
-        if url != self._api_url:
-            self._api_key = None
-        self._api_url = url
+        self._api_url, self._api_key = moved_to(api_url, self._api_url, self._api_key)
         self._reopen()
 
     def set_base_url(self, base_url: str) -> None:
@@ -213,9 +211,7 @@ class Client:
     def set_api_key(self, api_key: str) -> None:
         """Use `api_key` for the deployment (set by `set_api_url`, else SUTRO_API_URL)."""
         self._check_owns_backend("set_api_key")
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ConfigurationError("set_api_key needs a non-empty API key.")
-        self._api_key = api_key.strip()
+        self._api_key = checked_api_key(api_key)
         self._reopen()
 
     def try_authentication(self, api_key: str) -> dict[str, Any] | None:

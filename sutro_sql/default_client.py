@@ -11,13 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .client import Client
-from .errors import ConfigurationError
-from .urls import normalize_api_url
+from .urls import checked_api_key, moved_to
 
 _default_client: Client | None = None
 _default_lock = threading.Lock()
 #: `set_api_url` / `set_api_key` given before the default client exists.
-_settings: dict[str, str] = {}
+_settings: dict[str, str | None] = {}
 
 
 def get_default_client() -> Client:
@@ -37,10 +36,8 @@ def set_api_url(api_url: str) -> None:
         if _default_client is not None:
             _default_client.set_api_url(api_url)
             return
-        url = normalize_api_url(api_url)
-        if url != _settings.get("api_url"):
-            _settings.pop("api_key", None)
-        _settings["api_url"] = url
+        url, key = moved_to(api_url, _settings.get("api_url"), _settings.get("api_key"))
+        _settings.update(api_url=url, api_key=key)
 
 
 def set_base_url(base_url: str) -> None:
@@ -55,9 +52,7 @@ def set_api_key(api_key: str) -> None:
         if _default_client is not None:
             _default_client.set_api_key(api_key)
             return
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ConfigurationError("set_api_key needs a non-empty API key.")
-        _settings["api_key"] = api_key.strip()
+        _settings["api_key"] = checked_api_key(api_key)
 
 
 def set_default_client(client: Client | None) -> None:

@@ -80,6 +80,21 @@ def normalize_api_url(api_url: str) -> str:
     return urlunsplit((parsed.scheme, parsed.netloc, "/v1", "", ""))
 
 
+def moved_to(api_url: str, current_url: str | None, current_key: str | None) -> tuple[str, str | None]:
+    """(url, key) after moving to `api_url`: the key is kept only for the same deployment (the
+    normalized URLs equal), so a key is never sent to another one, as in the SDK."""
+    url = normalize_api_url(api_url)
+    return url, current_key if url == current_url else None
+
+
+def checked_api_key(api_key: object) -> str:
+    """A key given to `set_api_key`: non-empty text, stripped."""
+    key = _nonempty(api_key)
+    if key is None:
+        raise ConfigurationError("set_api_key needs a non-empty API key.")
+    return key
+
+
 def _nonempty(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 

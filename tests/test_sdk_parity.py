@@ -201,3 +201,10 @@ def test_the_embedded_deployment_writes_results_files_itself(local_backend, tmp_
     table = pq.read_table(path)
     assert path.endswith("~inputs=1~logprobs=0.parquet") and table.num_rows == len(TICKETS)
     assert {"inputs", "outputs", "confidence_score"} <= set(table.column_names)
+
+
+def test_setting_the_same_deployment_written_differently_keeps_the_key(deployment, tmp_path):
+    origin = deployment.url.rstrip("/").removesuffix("/v1")
+    with Client(deployment.api_key, origin, home=tmp_path) as client:
+        client.set_api_url(origin + "/v1/")
+        assert isinstance(client.list_jobs(), list)
