@@ -300,10 +300,14 @@ class Client:
         names its statement, so answers computed for it are not reported as cached."""
         return self._calls.answer(ref, payloads, use_cache=self.cache_enabled and cache, epoch=epoch)
 
+    def reads_cache(self, cache: bool = True) -> bool:
+        """Whether answers are looked up in the cache: when it is on (here and for the call), and
+        always in replay mode, where it is the only source of answers."""
+        return self.cache_mode == "replay" or (self.cache_enabled and cache)
+
     def cached_answers(self, ref: FunctionRef, canonicals: list[str], *, cache: bool = True) -> list[dict | None]:
-        """Per canonical input its cached `sutro_run` value, or None (all None when the cache is off,
-        except in replay mode, where the cache is the only source)."""
-        if not (self.cache_mode == "replay" or (self.cache_enabled and cache)):
+        """Per canonical input its cached `sutro_run` value, or None (all None unless `reads_cache`)."""
+        if not self.reads_cache(cache):
             return [None] * len(canonicals)
         keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
         stored = self.answers.get_many(keys)

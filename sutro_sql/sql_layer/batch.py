@@ -98,7 +98,7 @@ class BatchRunner:
         session = self.session
         distinct = distinct_inputs(ref, spool)
         memory = session.memory(ref)
-        use_cache = session.client.cache_mode == "replay" or (session.cache_enabled and options.cache)
+        use_cache = session.client.reads_cache(session.cache_enabled and options.cache)
         rows = self._cached(ref, memory, distinct.canonicals, use_cache)
         hits = [i for i, row in enumerate(rows) if row is not None]
         missing = [i for i, row in enumerate(rows) if row is None]
@@ -126,7 +126,7 @@ class BatchRunner:
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
         distinct = distinct_inputs(ref, spool)
-        use_cache = self.session.cache_enabled and options.cache
+        use_cache = self.session.client.reads_cache(self.session.cache_enabled and options.cache)
         cached = self._cached(ref, self.session.memory(ref), distinct.canonicals, use_cache)
         missing = [i for i, row in enumerate(cached) if row is None]
         if not missing:
