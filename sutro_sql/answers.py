@@ -32,6 +32,12 @@ ANSWER_TYPE = pa.struct(
         ("rationale", pa.string()),
         ("usage", USAGE_TYPE),
         ("error", pa.string()),
+        ("function", pa.string()),
+        ("revision", pa.string()),
+        ("engine", pa.string()),
+        ("job_id", pa.string()),
+        ("source", pa.string()),
+        ("escalated", pa.bool_()),
     ]
 )
 
@@ -39,7 +45,8 @@ ANSWER_TYPE = pa.struct(
 ANSWER_SQL_TYPE = (
     "STRUCT(response VARCHAR, output JSON, confidence DOUBLE, "
     "predictions STRUCT(label VARCHAR, confidence DOUBLE)[], rationale VARCHAR, "
-    "usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), error VARCHAR)"
+    "usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), error VARCHAR, "
+    "function VARCHAR, revision VARCHAR, engine VARCHAR, job_id VARCHAR, source VARCHAR, escalated BOOLEAN)"
 )
 
 #: Classification columns of a `sutro_batch` result, after the id column.

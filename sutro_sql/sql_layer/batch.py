@@ -41,12 +41,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, abstain, check_abstain_below
+from ..cascade import CascadeRequest, cascade_request
 from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
 from ..realtime import replay_miss
 from ..wire import Job
 from .cache import FunctionAnswers
+from .cascade import escalate_spool
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
 from .spool import Spool, content_key, distinct_inputs, job_key, quote, spool_payloads, spool_query
@@ -73,6 +75,7 @@ class BatchOptions:
     description: str | None = None
     cache: bool = True
     abstain_below: float | None = None
+    cascade: CascadeRequest | None = None
 
 
 @dataclass
@@ -216,6 +219,10 @@ class BatchMaterializer:
         description: str | None,
         cache: bool | None,
         abstain_below: float | None,
+        escalate_to: str | None = None,
+        escalate_below: float | None = None,
+        target_accuracy: float | None = None,
+        calibrate_on: str | None = None,
     ) -> str:
         session = self.session
         ref = session.function(fn)
@@ -227,6 +234,7 @@ class BatchMaterializer:
             description,
             cache is not False,
             check_abstain_below(abstain_below, "sutro_batch"),
+            cascade_request(ref, escalate_to, escalate_below, target_accuracy, calibrate_on, "sutro_batch"),
         )
         sql_text = validate_read_query(query)
         cursor = session.connection.cursor()
@@ -276,6 +284,16 @@ class BatchMaterializer:
 
     def _answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
         answered = self.runner.answer(ref, spool, options)
+        if options.cascade is not None:  # the second stage: one more job, for the rows escalated
+            second = escalate_spool(
+                lambda stage, strong, rows: BatchRunner(stage).answer(strong, rows, options),
+                self.session,
+                ref,
+                spool,
+                answered,
+                options.cascade,
+            )
+            answered = SpoolAnswers(second, answered.codes)
         answers = abstain(answered.answers, options.abstain_below)
         columns = batch_columns(ref, answers)
         first_name = options.id_column or "row_id"

@@ -8,7 +8,11 @@ Python UDFs behind the SQL surface and the TEMP macros users call:
 - ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
   abstain_below)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
-- ``sutro_jobs()`` -> a table macro over `_sutro_jobs`.
+- ``sutro_jobs()`` -> a table macro over `_sutro_jobs`;
+- both `sutro_run` and `sutro_batch` also take a cascade: ``escalate_to := NULL, escalate_below :=
+  NULL, target_accuracy := NULL, calibrate_on := NULL`` (see `cascade`), and
+  ``sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL)`` shows what a
+  target picks.
 
 Macros are TEMP so a database file never keeps macros that call functions that
 exist only in this process. The session holds the connection weakly; the
@@ -37,6 +41,12 @@ from .cache import FunctionAnswers, function_answers
 
 if TYPE_CHECKING:
     from ..client import Client
+
+#: The cascade's named parameters of `sutro_run` and `sutro_batch` (see `sql_layer.cascade`), their
+#: UDF argument types, and how the macros pass them on.
+CASCADE_PARAMETERS = "escalate_to := NULL, escalate_below := NULL, target_accuracy := NULL, calibrate_on := NULL"
+CASCADE_TYPES = ("VARCHAR", "DOUBLE", "DOUBLE", "VARCHAR")
+CASCADE_ARGUMENTS = "escalate_to, escalate_below, target_accuracy, calibrate_on"
 
 #: Default for `auto_batch`: lift `sutro_run` to one batch job above this many distinct inputs.
 DEFAULT_AUTO_BATCH_THRESHOLD = 1000
@@ -73,6 +83,7 @@ class SutroSession:
         self._epochs: dict[int, int] = {}
         self._memory: dict[tuple[Any, ...], FunctionAnswers] = {}  # this session's view of `function_answers`
         self._epoch_lock = threading.Lock()
+        self._stages: dict[str, SutroSession] = {}  # cascade stages on other backends, by qualified name
         self._finalizer = weakref.finalize(self, _release, client if owns_client else None, self.workdir)
 
     @property
@@ -118,6 +129,25 @@ class SutroSession:
         if answers is None:
             answers = self._memory[key] = function_answers(str(key[0]), *key[1:])
         return answers
+
+    def stage(self, name: str) -> tuple[SutroSession, str]:
+        """The session a cascade's stronger Function `name` runs on, and its name there: this one,
+        or, for `alias:function` on another backend, a session over that backend's Client."""
+        client, bare = self.client.route(name)
+        if client is self.client:
+            return self, name
+        with self._epoch_lock:
+            stage = self._stages.get(name)
+            if stage is None or stage.client is not client:
+                stage = self._stages[name] = SutroSession(
+                    self.connection,
+                    client,
+                    owns_client=False,
+                    cache=self.cache_enabled,
+                    progress=self.progress,
+                    auto_batch_threshold=self.auto_batch_threshold,
+                )
+        return stage, bare
 
     def close(self) -> None:
         self._finalizer()
@@ -168,8 +198,8 @@ def register(
     """
     from ..client import Client
     from .batch import BatchMaterializer
+    from .cascade import CascadePlanTable, CascadingScalarRunner
     from .jobs import JobsTable
-    from .scalar import ScalarRunner
 
     if client is not None and backend is not None:
         raise QueryError("register: pass a client or a backend, not both")
@@ -187,15 +217,15 @@ def register(
     with _SESSIONS_LOCK:
         previous = _SESSIONS.get(con)
         if previous is not None:
-            for name in ("_sutro_run", "_sutro_batch", "_sutro_jobs"):
+            for name in ("_sutro_run", "_sutro_batch", "_sutro_jobs", "_sutro_cascade_plan"):
                 con.remove_function(name)
             previous.close()
         _SESSIONS[con] = session
 
     con.create_function(
         "_sutro_run",
-        ScalarRunner(session),
-        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN", "UBIGINT", "DOUBLE"],
+        CascadingScalarRunner(session),
+        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN", "UBIGINT", "DOUBLE", *CASCADE_TYPES],
         duckdb.sqltype(ANSWER_SQL_TYPE),
         type="arrow",
         null_handling="special",
@@ -203,7 +233,25 @@ def register(
     con.create_function(
         "_sutro_batch",
         BatchMaterializer(session),
-        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE"],
+        [
+            "VARCHAR",
+            "VARCHAR",
+            "VARCHAR",
+            "BIGINT",
+            "BOOLEAN",
+            "VARCHAR",
+            "VARCHAR",
+            "BOOLEAN",
+            "DOUBLE",
+            *CASCADE_TYPES,
+        ],
+        "VARCHAR",
+        null_handling="special",
+    )
+    con.create_function(
+        "_sutro_cascade_plan",
+        CascadePlanTable(session),
+        ["VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR"],
         "VARCHAR",
         null_handling="special",
     )
@@ -218,14 +266,18 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     registered connection (dbt runs every model on one) needs only this call."""
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true, "
-        "abstain_below := NULL) AS _sutro_run(fn, to_json(input), hash(input), on_error, cache, txid_current(), "
-        "abstain_below)"
+        f"abstain_below := NULL, {CASCADE_PARAMETERS}) AS _sutro_run(fn, to_json(input), hash(input), on_error, "
+        f"cache, txid_current(), abstain_below, {CASCADE_ARGUMENTS})"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
-        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL) AS TABLE "
-        "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, "
-        "description, cache, abstain_below))"
+        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL, "
+        f"{CASCADE_PARAMETERS}) AS TABLE SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, "
+        f"dry_run, job_name, description, cache, abstain_below, {CASCADE_ARGUMENTS}))"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL) "
+        "AS TABLE SELECT * FROM read_parquet(_sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(
