@@ -48,7 +48,8 @@ def test_result_type_is_the_one_answer_struct(con):
     (kind,) = con.sql("SELECT typeof(sutro_run('ticket-triage', {'subject': 's', 'body': 'b'}))").fetchall()[0]
     assert kind == (
         'STRUCT(response VARCHAR, output JSON, confidence DOUBLE, predictions STRUCT("label" VARCHAR, '
-        'confidence DOUBLE)[], rationale VARCHAR, usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), "error" VARCHAR)'
+        'confidence DOUBLE)[], rationale VARCHAR, usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), "error" VARCHAR, '
+        '"function" VARCHAR, revision VARCHAR, engine VARCHAR, job_id VARCHAR, "source" VARCHAR, escalated BOOLEAN)'
     )
 
 
