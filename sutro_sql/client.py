@@ -156,6 +156,7 @@ class Client:
         self._output_columns: dict[str, str] = {}  # job id -> output_column given at submission
         self._peers: dict[str, Client] = {}  # backend alias -> the Client of `alias:<function>` names
         self._peer_backends: list[Backend] = []  # the peers' backends this Client opened, closed with it
+        self._peers_lock = threading.Lock()  # DuckDB threads may meet a new alias at once
         self._plans: dict[tuple[Any, ...], CascadePlan] = {}  # calibration -> the cascade plan it gave
 
     def _use(self, backend: Backend | None) -> None:
@@ -263,7 +264,8 @@ class Client:
         then runs there, through a Client that shares this one's settings and counters. Without
         this, `remote:` means the deployment at SUTRO_API_URL with SUTRO_API_KEY and `embedded:`
         the embedded one (see `sutro_sql.cascade`)."""
-        self._add_peer(alias, backend)
+        with self._peers_lock:
+            self._add_peer(alias, backend)
 
     def route(self, name: str) -> tuple[Client, str]:
         """The Client a Function name runs on, and the name there: `alias:function` goes to the
@@ -271,11 +273,12 @@ class Client:
         alias, colon, bare = name.partition(":")
         if not colon:
             return self, name
-        peer = self._peers.get(alias)
-        if peer is None:
-            backend = open_named_backend(alias, self._home, self.max_concurrency)
-            self._peer_backends.append(backend)
-            peer = self._add_peer(alias, backend)
+        with self._peers_lock:
+            peer = self._peers.get(alias)
+            if peer is None:
+                backend = open_named_backend(alias, self._home, self.max_concurrency)
+                self._peer_backends.append(backend)
+                peer = self._add_peer(alias, backend)
         return peer, bare
 
     def _add_peer(self, alias: str, backend: Backend) -> Client:
