@@ -347,9 +347,10 @@ class Client:
         if request is None:
             return first
         below = self.cascade_threshold(name, request, calibration)
-        if first.get("confidence") is not None and first["confidence"] >= below:
-            return FunctionRunResult(first, escalated=False)
-        return FunctionRunResult(self._run_once(request.to, input_data, confidence_scoring, cache), escalated=True)
+        kept = first.get("confidence") is not None and first["confidence"] >= below
+        result = first if kept else self._run_once(request.to, input_data, confidence_scoring, cache)
+        result["escalated"] = not kept
+        return result
 
     def cascade_threshold(
         self,
