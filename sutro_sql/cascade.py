@@ -12,8 +12,8 @@ Clopper-Pearson lower bound on the accuracy of the rows the first Function KEEPS
 >= t) is at least the target. The bound is exact for a binomial (no normal approximation, so
 it holds for the small sets reviewers produce). It holds for each threshold on its own;
 picking the lowest of those that pass leans a little optimistic (a stricter procedure, fixed-
-sequence testing from the top that stops at the first failure, escalated 90-100% of BBC rows
-for targets the plain rule met: bench/cascade.py). What is bounded is the
+sequence testing from the top that stops at the first failure, escalated 90% and 100% of BBC
+rows for targets 0.90 and 0.95 that this rule met escalating 5% and 30%: bench/cascade.py). What is bounded is the
 accuracy of the kept rows, the part the threshold controls: the escalated rows are as accurate
 as the stronger Function, which the calibration rows do not measure (the stated assumption:
 the stronger Function meets the target on its own).
