@@ -272,3 +272,34 @@ def test_a_remote_name_without_a_configured_deployment_says_what_to_set(cascade_
 def test_an_unknown_backend_alias_is_refused(cascade_client):
     with pytest.raises(ConfigurationError, match="unknown backend 'gpu'"):
         cascade_client.run_function("gpu:triage-strong", {"text": "x"})
+
+
+def test_replay_answers_both_stages_from_the_cache(con, engine, cascade_client, monkeypatch):
+    recorded = con.sql(RUN.format(options="")).fetchall()
+    cascade_client.run_function("triage", {"text": "gold=bug conf=0.1"})  # recorded in the first stage only
+    answered = len(engine.answered)
+    monkeypatch.setenv("SUTRO_SQL_CACHE", "replay")
+    with Client(backend=cascade_client.backend, progress=False) as replaying:
+        replay_con = duckdb.connect()
+        sutro_sql.register(replay_con, client=replaying)
+        replay_con.execute("CREATE TABLE tickets (id INTEGER, text VARCHAR)")
+        replay_con.executemany("INSERT INTO tickets VALUES (?, ?)", ROWS)
+        assert replay_con.sql(RUN.format(options="")).fetchall() == recorded
+        replay_con.execute("INSERT INTO tickets VALUES (6, 'gold=bug conf=0.95'), (7, 'gold=bug conf=0.1')")
+        rows = replay_con.sql(RUN.format(options=", on_error := 'null'")).fetchall()
+        assert rows[5][1] is None and "Function 'triage':" in rows[5][4]  # a first-stage miss
+        assert rows[6][1:4] == (None, None, True) and "Function 'triage-strong':" in rows[6][4]  # a second-stage one
+        assert all("SUTRO_SQL_CACHE=replay computes nothing" in row[4] for row in rows[5:])
+    assert len(engine.answered) == answered
+
+
+def test_a_spec_target_is_calibrated_on_its_reviewed_examples(tmp_path, engine, monkeypatch):
+    monkeypatch.delenv("SUTRO_SQL_CACHE", raising=False)
+    examples = [{"input": {"text": f"gold=bug conf={0.7 + i / 100}"}, "output": "bug"} for i in range(30)]
+    write_specs(tmp_path, cascade={"to": "triage-strong", "target_accuracy": 0.9}, examples=examples)
+    backend = LocalBackend(tmp_path, engine=engine)
+    with Client(backend=backend, progress=False) as client:
+        # all 30 right: the bound of the 29 most confident (>= 0.71) already meets 0.9, so 0.7 does too
+        assert client.run_function("triage", {"text": "gold=bug conf=0.7"}).escalated is False
+        assert client.run_function("triage", {"text": "gold=bug say=other conf=0.69"}).escalated is True
+    backend.close()
