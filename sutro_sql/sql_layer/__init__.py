@@ -2,7 +2,7 @@
 
 SQL surface (after `register`): ``sutro_run(fn, input, on_error := 'raise', cache := true,
 abstain_below := NULL)``, ``sutro_batch(fn, query, id_column := NULL, job_priority := 0,
-dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL)``
+dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL)``,
 ``sutro_jobs()``, and ``sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL)``;
 `sutro_run` and `sutro_batch` also take a cascade (``escalate_to``, ``escalate_below``,
 ``target_accuracy``, ``calibrate_on``). See the modules: `cascade` (cascades in SQL),
