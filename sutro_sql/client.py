@@ -350,6 +350,7 @@ class Client:
         kept = first.get("confidence") is not None and first["confidence"] >= below
         result = first if kept else self._run_once(request.to, input_data, confidence_scoring, cache)
         result["escalated"] = not kept
+        self.stats.count(rows_escalated=int(not kept))
         return result
 
     def cascade_threshold(

@@ -251,6 +251,7 @@ def test_run_function_escalates_in_python(cascade_client, engine):
         "triage", {"text": "gold=bug say=billing conf=0.6"}, escalate_to="triage-strong", escalate_below=0.8
     )
     assert (escalated["response"], escalated["confidence"], escalated.escalated) == ("bug", 0.97, True)
+    assert cascade_client.stats.rows_escalated == 1
     assert calls(engine, "triage-strong") == ["gold=bug say=billing conf=0.6"]
 
 
