@@ -156,7 +156,7 @@ class Client:
         self._output_columns: dict[str, str] = {}  # job id -> output_column given at submission
         self._peers: dict[str, Client] = {}  # backend alias -> the Client of `alias:<function>` names
         self._peer_backends: list[Backend] = []  # the peers' backends this Client opened, closed with it
-        self._peers_lock = threading.Lock()  # DuckDB threads may meet a new alias at once
+        self._cascade_lock = threading.Lock()  # DuckDB threads may meet a new alias, or a new plan, at once
         self._plans: dict[tuple[Any, ...], CascadePlan] = {}  # calibration -> the cascade plan it gave
 
     def _use(self, backend: Backend | None) -> None:
@@ -264,7 +264,7 @@ class Client:
         then runs there, through a Client that shares this one's settings and counters. Without
         this, `remote:` means the deployment at SUTRO_API_URL with SUTRO_API_KEY and `embedded:`
         the embedded one (see `sutro_sql.cascade`)."""
-        with self._peers_lock:
+        with self._cascade_lock:
             self._add_peer(alias, backend)
 
     def route(self, name: str) -> tuple[Client, str]:
@@ -273,7 +273,7 @@ class Client:
         alias, colon, bare = name.partition(":")
         if not colon:
             return self, name
-        with self._peers_lock:
+        with self._cascade_lock:
             peer = self._peers.get(alias)
             if peer is None:
                 backend = open_named_backend(alias, self._home, self.max_concurrency)
@@ -388,10 +388,11 @@ class Client:
             calibration = [(example.input, example.output) for example in ref.spec.examples]
         digest = calibration_digest([(ref.canonical(value)[1], label) for value, label in calibration])
         key = (peer.backend.identity, name, ref.revision, escalate_to, target_accuracy, digest)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = plan_cascade(peer, ref, escalate_to, target_accuracy, calibration)
-            print(plan.describe(), file=sys.stderr)
+        with self._cascade_lock:  # computed and printed once, however many threads ask
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plans[key] = plan_cascade(peer, ref, escalate_to, target_accuracy, calibration)
+                print(plan.describe(), file=sys.stderr)
         return plan
 
     def _run_once(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from typing import Any
 
@@ -49,6 +50,8 @@ PLAN_SCHEMA = pa.schema(
 )
 
 _NO_ABSTAIN = pa.array([None], pa.float64())
+#: Statements whose cascade threshold `sutro_run` remembers (more than run at once).
+RECENT_STATEMENTS = 64
 
 
 def threshold(session: SutroSession, ref: FunctionRef, request: CascadeRequest) -> float:
@@ -90,6 +93,7 @@ class CascadingScalarRunner:
         self.session = session
         self.first = ScalarRunner(session)
         self._thresholds: dict[tuple[Any, ...], float] = {}  # (statement, Function, cascade) -> threshold
+        self._lock = threading.Lock()  # DuckDB calls the UDF from several threads
 
     def __call__(
         self,
@@ -116,11 +120,12 @@ class CascadingScalarRunner:
         below_abstain = check_abstain_below(_array(abstain_below)[0].as_py(), "sutro_run")
         answers = self.first(fn, inputs, hashes, on_error, cache, txid, _NO_ABSTAIN)
         key = (_array(txid)[0].as_py(), ref.name, ref.revision, request)
-        below = self._thresholds.get(key)
-        if below is None:
-            below = self._thresholds[key] = threshold(self.session, ref, request)
-            while len(self._thresholds) > 64:
-                self._thresholds.pop(next(iter(self._thresholds)))
+        with self._lock:  # one statement computes its threshold once
+            below = self._thresholds.get(key)
+            if below is None:
+                below = self._thresholds[key] = threshold(self.session, ref, request)
+                while len(self._thresholds) > RECENT_STATEMENTS:
+                    self._thresholds.pop(next(iter(self._thresholds)))
         escalated = np.flatnonzero(escalation_mask(answers, below))
         second = answers.slice(0, 0)
         if len(escalated):
