@@ -26,6 +26,7 @@ The key stays in the environment or the backend object; it is never part of a na
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -195,6 +196,8 @@ class CascadePlan:
     kept_rows: int
     kept_correct: int
     kept_accuracy_bound: float
+    escalated_correct: int | None = None  # with the stronger Function checked: its right answers
+    cascade_accuracy_bound: float | None = None  # ... and the bound on the whole cascade's accuracy
 
     @property
     def escalated_share(self) -> float:
@@ -208,10 +211,23 @@ class CascadePlan:
             f"at {self.confidence_level:.0%} confidence on {self.calibration_rows} calibration rows: "
         )
         if math.isinf(self.threshold):
-            return head + "no threshold meets it, every row escalates"
-        return head + (
-            f"escalate_below {self.threshold:.4f}, expected {self.escalated_share:.0%} escalated "
-            f"(kept rows: {self.kept_correct}/{self.kept_rows} right, accuracy >= {self.kept_accuracy_bound:.3f})"
+            return head + "no threshold meets it, every row escalates" + self._checked()
+        return (
+            head
+            + (
+                f"escalate_below {self.threshold:.4f}, expected {self.escalated_share:.0%} escalated "
+                f"(kept rows: {self.kept_correct}/{self.kept_rows} right, accuracy >= {self.kept_accuracy_bound:.3f})"
+            )
+            + self._checked()
+        )
+
+    def _checked(self) -> str:
+        if self.cascade_accuracy_bound is None:
+            return ""
+        escalated = self.calibration_rows - self.kept_rows
+        return (
+            f"; {self.escalate_to} right on {self.escalated_correct}/{escalated} escalated, "
+            f"cascade accuracy >= {self.cascade_accuracy_bound:.3f}"
         )
 
     def as_row(self) -> dict[str, Any]:
@@ -226,6 +242,8 @@ class CascadePlan:
             "kept_rows": self.kept_rows,
             "kept_correct": self.kept_correct,
             "kept_accuracy_bound": self.kept_accuracy_bound,
+            "escalated_correct": self.escalated_correct,
+            "cascade_accuracy_bound": self.cascade_accuracy_bound,
         }
 
 
@@ -271,17 +289,36 @@ def plan_cascade(
     rows: Sequence[tuple[dict[str, Any] | str, Any]],
     *,
     confidence: float = CONFIDENCE_LEVEL,
+    strong: tuple[Client, FunctionRef] | None = None,
 ) -> CascadePlan:
     """Answer the calibration `rows` ((input, reviewed label) pairs) with the first Function
     (through the Client: cached, deduplicated) and pick the threshold (see `choose_threshold`).
-    A row whose answer failed counts as not kept."""
+    A row whose answer failed counts as not kept. With `strong` (the stronger Function's Client
+    and ref), the rows the threshold escalates are answered by it too, which checks the stated
+    assumption: the plan then also bounds the accuracy of the whole cascade on these rows."""
+    confidences, correct = graded_answers(client, ref, rows)
+    threshold, kept, right, bound = choose_threshold(confidences, correct, target_accuracy, confidence)
+    plan = CascadePlan(ref.name, escalate_to, target_accuracy, confidence, len(rows), threshold, kept, right, bound)
+    if strong is None:
+        return plan
+    escalated = [row for row, value in zip(rows, confidences, strict=True) if value is None or value < threshold]
+    strong_right = sum(graded_answers(*strong, escalated)[1])
+    cascade_bound = accuracy_lower_bound(right + strong_right, len(rows), confidence)
+    return dataclasses.replace(plan, escalated_correct=strong_right, cascade_accuracy_bound=cascade_bound)
+
+
+def graded_answers(
+    client: Client, ref: FunctionRef, rows: Sequence[tuple[dict[str, Any] | str, Any]]
+) -> tuple[list[float | None], list[bool]]:
+    """Per (input, reviewed label) row, the Function's confidence (None when it failed) and
+    whether its answer is the reviewed one; each distinct input is asked once, through the cache."""
     canonicals: list[str] = []
     payloads: dict[str, Any] = {}
     for value, _ in rows:
         payload, canonical = ref.canonical(value)
         canonicals.append(canonical)
         payloads[canonical] = payload
-    answers = client.answer_inputs(ref, payloads)
+    answers = client.answer_inputs(ref, payloads) if payloads else {}
     confidences: list[float | None] = []
     correct: list[bool] = []
     for canonical, (_, label) in zip(canonicals, rows, strict=True):
@@ -289,8 +326,7 @@ def plan_cascade(
         row = None if isinstance(answer, SutroSQLError) else answer.row
         confidences.append(None if row is None else row.get("confidence"))
         correct.append(row is not None and answer_matches(row, label))
-    threshold, kept, right, bound = choose_threshold(confidences, correct, target_accuracy, confidence)
-    return CascadePlan(ref.name, escalate_to, target_accuracy, confidence, len(rows), threshold, kept, right, bound)
+    return confidences, correct
 
 
 def answer_matches(row: dict[str, Any], label: Any) -> bool:

@@ -372,11 +372,15 @@ class Client:
         escalate_to: str,
         target_accuracy: float,
         calibration: list[tuple[dict[str, Any] | str, Any]] | None = None,
+        *,
+        check_strong: bool = False,
     ) -> CascadePlan:
         """The threshold a target picks for the cascade `name` -> `escalate_to`, from calibration
         rows ((input, reviewed label) pairs; default: the spec's reviewed examples, which the
         engine learned from, so held-out rows give the honest figure). Computed once per
-        calibration set and printed on stderr (see `sutro_sql.cascade` for the bound)."""
+        calibration set and printed on stderr (see `sutro_sql.cascade` for the bound).
+        `check_strong`: also answer the escalated calibration rows with `escalate_to`, and bound
+        the whole cascade's accuracy (the threshold is chosen the same way)."""
         peer, bare = self.route(name)
         ref = peer.function(bare)
         if calibration is None:
@@ -387,11 +391,16 @@ class Client:
                 )
             calibration = [(example.input, example.output) for example in ref.spec.examples]
         digest = calibration_digest([(ref.canonical(value)[1], label) for value, label in calibration])
-        key = (peer.backend.identity, name, ref.revision, escalate_to, target_accuracy, digest)
+        key = (peer.backend.identity, name, ref.revision, escalate_to, target_accuracy, digest, check_strong)
+        strong = None
+        if check_strong:
+            strong_client, strong_name = self.route(escalate_to)
+            strong = (strong_client, strong_client.function(strong_name))
         with self._cascade_lock:  # computed and printed once, however many threads ask
             plan = self._plans.get(key)
             if plan is None:
-                plan = self._plans[key] = plan_cascade(peer, ref, escalate_to, target_accuracy, calibration)
+                plan = plan_cascade(peer, ref, escalate_to, target_accuracy, calibration, strong=strong)
+                self._plans[key] = plan
                 print(plan.describe(), file=sys.stderr)
         return plan
 

@@ -12,6 +12,7 @@ import yaml
 
 import sutro_sql
 from sutro_sql.backends.local import LocalBackend
+from sutro_sql.cascade import accuracy_lower_bound
 from sutro_sql.client import Client
 from sutro_sql.errors import ConfigurationError, SpecError, ValidationError
 from sutro_sql.functions import parse_spec
@@ -183,6 +184,24 @@ def test_a_target_picks_the_threshold_from_the_calibration_rows(con, engine, cap
         "FROM tickets WHERE id >= 7) ORDER BY id"
     ).fetchall()
     assert rows == [(7, "bug", False), (8, "bug", True)]
+
+
+def test_check_strong_answers_the_escalated_calibration_rows_and_bounds_the_whole_cascade(con, engine):
+    reviewed(con)
+    (row,) = con.sql(
+        "SELECT escalate_below, kept_rows, kept_correct, escalated_correct, cascade_accuracy_bound FROM "
+        "sutro_cascade_plan('triage', 'triage-strong', 0.9, 'SELECT text, label FROM reviewed', check_strong := true)"
+    ).fetchall()
+    # the 32 calibration rows under 0.58 go to triage-strong, which answers the gold label
+    assert row[:4] == (0.58, 168, 160, 32)
+    assert row[4] == pytest.approx(accuracy_lower_bound(192, 200))
+    strong_calls = calls(engine, "triage-strong")
+    assert len(strong_calls) == len(set(strong_calls)) == 8  # 32 rows, 8 distinct texts (confidences 0.50-0.57)
+    plain = con.sql(
+        "SELECT escalated_correct FROM sutro_cascade_plan('triage', 'triage-strong', 0.9, "
+        "'SELECT text, label FROM reviewed')"
+    ).fetchall()
+    assert plain == [(None,)]
 
 
 def test_too_few_calibration_rows_fail_saying_how_many_are_needed(con):

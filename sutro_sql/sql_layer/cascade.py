@@ -46,6 +46,8 @@ PLAN_SCHEMA = pa.schema(
         ("kept_rows", pa.int64()),
         ("kept_correct", pa.int64()),
         ("kept_accuracy_bound", pa.float64()),
+        ("escalated_correct", pa.int64()),
+        ("cascade_accuracy_bound", pa.float64()),
     ]
 )
 
@@ -194,15 +196,21 @@ def _spool_subset(spool: Spool, rows: np.ndarray, workdir: str) -> Spool:
 
 
 class CascadePlanTable:
-    """The `_sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on)` UDF: the Parquet
-    file of one row that `sutro_cascade_plan(...)` reads (the chosen threshold, the expected
-    share escalated, and what the bound was computed from)."""
+    """The `_sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on, check_strong)` UDF:
+    the Parquet file of one row that `sutro_cascade_plan(...)` reads (the chosen threshold, the
+    expected share escalated, what the bound was computed from and, with `check_strong`, how the
+    stronger Function did on the escalated calibration rows)."""
 
     def __init__(self, session: SutroSession) -> None:
         self.session = session
 
     def __call__(
-        self, fn: str | None, escalate_to: str | None, target_accuracy: float | None, calibrate_on: str | None
+        self,
+        fn: str | None,
+        escalate_to: str | None,
+        target_accuracy: float | None,
+        calibrate_on: str | None,
+        check_strong: bool | None,
     ) -> str:
         ref = self.session.function(fn)
         if target_accuracy is None:
@@ -210,7 +218,9 @@ class CascadePlanTable:
         request = cascade_request(ref, escalate_to, None, target_accuracy, calibrate_on, "sutro_cascade_plan")
         assert request is not None
         rows = calibration_rows(self.session, calibrate_on) if calibrate_on is not None else None
-        plan = self.session.client.plan_cascade(ref.name, request.to, target_accuracy, rows)
+        plan = self.session.client.plan_cascade(
+            ref.name, request.to, target_accuracy, rows, check_strong=bool(check_strong)
+        )
         path = os.path.join(self.session.workdir, f"plan-{uuid.uuid4().hex}.parquet")
         pq.write_table(pa.Table.from_pylist([plan.as_row()], PLAN_SCHEMA), path)
         return path

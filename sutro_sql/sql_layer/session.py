@@ -11,8 +11,8 @@ Python UDFs behind the SQL surface and the TEMP macros users call:
 - ``sutro_jobs()`` -> a table macro over `_sutro_jobs`;
 - both `sutro_run` and `sutro_batch` also take a cascade: ``escalate_to := NULL, escalate_below :=
   NULL, target_accuracy := NULL, calibrate_on := NULL`` (see `cascade`), and
-  ``sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL)`` shows what a
-  target picks.
+  ``sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL, check_strong :=
+  false)`` shows what a target picks.
 
 Macros are TEMP so a database file never keeps macros that call functions that
 exist only in this process. The session holds the connection weakly; the
@@ -251,7 +251,7 @@ def register(
     con.create_function(
         "_sutro_cascade_plan",
         CascadePlanTable(session),
-        ["VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR"],
+        ["VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR", "BOOLEAN"],
         "VARCHAR",
         null_handling="special",
     )
@@ -276,8 +276,9 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
         f"dry_run, job_name, description, cache, abstain_below, {CASCADE_ARGUMENTS}))"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP MACRO sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL) "
-        "AS TABLE SELECT * FROM read_parquet(_sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on))"
+        "CREATE OR REPLACE TEMP MACRO sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL, "
+        "check_strong := false) AS TABLE SELECT * FROM read_parquet(_sutro_cascade_plan(fn, escalate_to, "
+        "target_accuracy, calibrate_on, check_strong))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(
