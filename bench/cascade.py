@@ -14,7 +14,9 @@ For each target (0.85 / 0.90 / 0.95) it prints the threshold the target picked o
 calibration rows (one-sided 95% Clopper-Pearson bound on the kept rows' accuracy), the share
 of held-out test rows escalated, the accuracy reached on them, and the cost: the strong
 stage's tokens for the escalated rows over its tokens for every row (the embedded stage runs
-on local CPU and is counted as free). Calibration rows are rows the examples were not drawn
+on local CPU and is counted as free), and the plan's `check_strong` bound on the whole
+cascade's accuracy over the calibration rows (below the target: the stronger stage itself
+falls short, the stated assumption does not hold). Calibration rows are rows the examples were not drawn
 from; test rows are disjoint from both.
 
     python bench/cascade.py                     # 300 calibration + 300 test rows per packaged set
@@ -163,8 +165,8 @@ def bench_set(con: duckdb.DuckDBPyConnection, client: Client, server: GoldServer
         calibrate_on = f"SELECT {inputs}, label FROM calibration_{data.name}"
         try:
             plan = con.sql(
-                f"SELECT escalate_below, escalated_share FROM sutro_cascade_plan('{data.name}', '{strong.name}', "
-                f"{target}, calibrate_on := '{calibrate_on}')"
+                f"SELECT escalate_below, escalated_share, cascade_accuracy_bound FROM sutro_cascade_plan("
+                f"'{data.name}', '{strong.name}', {target}, calibrate_on := '{calibrate_on}', check_strong := true)"
             ).fetchall()[0]
         except duckdb.Error as exc:  # too few calibration rows: the error says how many
             result["targets"].append({"target": target, "error": str(exc).split("Error: ")[-1][:160]})
@@ -179,6 +181,7 @@ def bench_set(con: duckdb.DuckDBPyConnection, client: Client, server: GoldServer
                 "target": target,
                 "threshold": None if threshold is None else round(threshold, 4),
                 "planned_escalated": round(plan[1], 3),
+                "checked_bound": round(plan[2], 3),
                 "escalated": round(len(escalated) / len(test), 3),
                 "accuracy": round(sum(r[0] == r[3] for r in cascade) / len(test), 3),
                 "cost_vs_strong": round(sum(r[2] for r in escalated) / strong_tokens, 3),
@@ -194,7 +197,7 @@ def print_table(results: list[dict], strong_error: float) -> None:
     )
     header = (
         f"{'set':<16} {'cal/test':>9} {'first':>6} {'strong':>6} {'target':>6} {'threshold':>9} "
-        f"{'escalated':>9} {'accuracy':>8} {'cost':>6}"
+        f"{'escalated':>9} {'accuracy':>8} {'cost':>6} {'checked':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -210,7 +213,8 @@ def print_table(results: list[dict], strong_error: float) -> None:
             threshold = "all" if t["threshold"] is None else f"{t['threshold']:.3f}"
             met = "" if t["accuracy"] >= t["target"] else "  (target missed)"
             print(
-                f"{head} {threshold:>9} {t['escalated']:>9.1%} {t['accuracy']:>8.3f} {t['cost_vs_strong']:>6.1%}{met}"
+                f"{head} {threshold:>9} {t['escalated']:>9.1%} {t['accuracy']:>8.3f} {t['cost_vs_strong']:>6.1%} "
+                f"{t['checked_bound']:>7.3f}{met}"
             )
 
 
