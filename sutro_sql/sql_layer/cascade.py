@@ -156,9 +156,11 @@ def escalate_spool(
     again, so its content key is its own and a re-run re-attaches to it). `answer_spool(stage,
     ref, spool)` answers a spool on a session (the batch path's `BatchRunner.answer`)."""
     below = threshold(session, ref, request)
-    escalated = np.flatnonzero(escalation_mask(answers.answers, below))
+    first = answers.answers
+    first = first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
+    escalated = np.flatnonzero(escalation_mask(first, below))
     if not len(escalated):
-        return merge(answers.answers, answers.answers.slice(0, 0), escalated)
+        return merge(first, first.slice(0, 0), escalated)
     stage, name = session.stage(request.to)
     rows = _first_rows(answers.codes, escalated)
     subset = _spool_subset(spool, rows, session.workdir)
@@ -168,7 +170,7 @@ def escalate_spool(
         subset.remove()
     # each SQL row is answered once, by its final answer: take back what the second job counted
     # per distinct input, and what the first counted for the rows it escalated
-    per_input = np.bincount(answers.codes, minlength=len(answers.answers))[escalated]
+    per_input = np.bincount(answers.codes, minlength=len(first))[escalated]
     failed = second.per_row().field("error").is_valid().to_numpy(zero_copy_only=False)
     failed_rows = int(per_input[failed].sum())
     session.count(
@@ -176,7 +178,7 @@ def escalate_spool(
         rows_failed=failed_rows - int(failed.sum()),
         rows_escalated=int(per_input.sum()),
     )
-    return merge(answers.answers, second.per_row(), escalated)
+    return merge(first, second.per_row(), escalated)
 
 
 def _first_rows(codes: np.ndarray, distinct: np.ndarray) -> np.ndarray:
