@@ -131,7 +131,7 @@ class CascadingScalarRunner:
         escalated = np.flatnonzero(escalation_mask(answers, below))
         second = answers.slice(0, 0)
         if len(escalated):
-            stage, name = self.session.stage(request.to)
+            stage, name = self.session.cascade_stage(request.to)
             picked = pa.array(escalated)
             runner = self.first if stage is self.session else ScalarRunner(stage)
             second = runner(
@@ -161,7 +161,7 @@ def escalate_spool(
     escalated = np.flatnonzero(escalation_mask(first, below))
     if not len(escalated):
         return merge(first, first.slice(0, 0), escalated)
-    stage, name = session.stage(request.to)
+    stage, name = session.cascade_stage(request.to)
     rows = _first_rows(answers.codes, escalated)
     subset = _spool_subset(spool, rows, session.workdir)
     try:

@@ -130,7 +130,7 @@ class SutroSession:
             answers = self._memory[key] = function_answers(str(key[0]), *key[1:])
         return answers
 
-    def stage(self, name: str) -> tuple[SutroSession, str]:
+    def cascade_stage(self, name: str) -> tuple[SutroSession, str]:
         """The session a cascade's stronger Function `name` runs on, and its name there: this one,
         or, for `alias:function` on another backend, a session over that backend's Client."""
         client, bare = self.client.route(name)
