@@ -120,3 +120,22 @@ def test_add_backend_names_another_backend_without_the_environment(tmp_path, mon
         )
         assert (result["response"], result.escalated) == ("other", True)
     backend.close()
+
+
+def test_a_remote_client_escalates_to_the_embedded_deployment(tmp_path, monkeypatch, strong_deployment):
+    monkeypatch.setenv("SUTRO_SQL_HOME", str(tmp_path))
+    monkeypatch.setenv("SUTRO_SQL_ENGINE", "tests.support.graded_engine:GradedEngine")
+    write_specs(tmp_path)
+    with (
+        RemoteBackend(strong_deployment.url, strong_deployment.api_key, home=tmp_path / "client") as remote,
+        Client(backend=remote, progress=False) as client,
+    ):
+        result = client.run_function(
+            "triage",
+            {"text": "gold=billing say=bug conf=0.3"},
+            escalate_to="embedded:triage-strong",
+            escalate_below=0.8,
+        )
+        assert (result["response"], result.escalated) == ("billing", True)
+        assert result["function"]["name"] == "triage-strong"
+        assert client.route("embedded:triage-strong")[0].backend.identity == f"local:{tmp_path}"
