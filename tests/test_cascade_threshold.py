@@ -76,3 +76,14 @@ def test_when_no_threshold_meets_the_target_every_row_escalates():
 def test_too_few_calibration_rows_say_how_many_are_needed():
     with pytest.raises(ValidationError, match=r"at least 59 calibration rows .* got 30"):
         choose_threshold([0.99] * 30, [True] * 30, 0.95)
+
+
+def test_a_reviewed_label_matches_a_classification_by_label_and_an_extraction_by_value():
+    from sutro_sql.cascade import answer_matches
+
+    assert answer_matches({"response": "bug", "output": '"bug"'}, "bug")
+    assert not answer_matches({"response": "bug", "output": '"bug"'}, "billing")
+    extracted = {"response": None, "output": '{"amount": 12.5, "currency": "EUR"}'}
+    assert answer_matches(extracted, {"currency": "EUR", "amount": 12.5})
+    assert answer_matches(extracted, '{"currency": "EUR", "amount": 12.5}')  # a label column holding JSON text
+    assert not answer_matches(extracted, {"currency": "USD", "amount": 12.5})
