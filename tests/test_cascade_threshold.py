@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sutro_sql.cascade import accuracy_lower_bound, choose_threshold, rows_needed
+from sutro_sql.cascade import accuracy_lower_bound, answer_matches, choose_threshold, rows_needed
 from sutro_sql.errors import ValidationError
 
 
@@ -79,8 +79,6 @@ def test_too_few_calibration_rows_say_how_many_are_needed():
 
 
 def test_a_reviewed_label_matches_a_classification_by_label_and_an_extraction_by_value():
-    from sutro_sql.cascade import answer_matches
-
     assert answer_matches({"response": "bug", "output": '"bug"'}, "bug")
     assert not answer_matches({"response": "bug", "output": '"bug"'}, "billing")
     extracted = {"response": None, "output": '{"amount": 12.5, "currency": "EUR"}'}
