@@ -22,6 +22,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from ..answers import ANSWER_SQL_TYPE
 from ..errors import QueryError
 
 #: A bare (optionally qualified) table or view name: `sutro_batch('fn', 'leads')`.
@@ -202,25 +203,29 @@ def inputs_query(tree: exp.Select, lift: Lift) -> str:
     return f"SELECT __sutro_input FROM ({select.sql('duckdb')}) AS __sutro_inputs WHERE __sutro_input IS NOT NULL"
 
 
-def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], tables: list[str | None]) -> exp.Expression:
-    """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the table at the
-    same position in `tables` (None: the lift was not worth a job; its calls stay)."""
+def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], files: list[str | None]) -> exp.Expression:
+    """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the Parquet file at
+    the same position in `files` (None: the lift was not worth a job; its calls stay)."""
     tree = tree.copy()
     calls = sutro_calls(tree, "sutro_run")
-    for lift, table in zip(lifts, tables, strict=True):
-        if table is not None:
+    for lift, path in zip(lifts, files, strict=True):
+        if path is not None:
             for index in lift.calls:
-                calls[index].replace(lookup(table, lift))
+                calls[index].replace(lookup(path, lift))
     return tree
 
 
-def lookup(table: str, lift: Lift) -> exp.Expression:
-    """The expression replacing a lifted call: the batch answer whose input is this row's input."""
+def lookup(path: str, lift: Lift) -> exp.Expression:
+    """The expression replacing a lifted call: the batch answer whose input is this row's input,
+    as `sutro_run`'s type (a file, not a TEMP table, so any cursor of the database can read it)."""
     json_input = exp.cast(exp.func("to_json", lift.input.copy()), "VARCHAR")
+    answers = exp.Table(
+        this=exp.Anonymous(this="read_parquet", expressions=[exp.Literal.string(path)]),
+        alias=exp.TableAlias(this=exp.to_identifier("__sutro_answers")),
+    )
+    answer = exp.cast(exp.column("__sutro_answer", "__sutro_answers"), exp.DataType.build(ANSWER_SQL_TYPE, "duckdb"))
     return exp.Subquery(
-        this=exp.select("__sutro_answers.__sutro_answer")
-        .from_(exp.to_table(table).as_("__sutro_answers"))
-        .where(exp.column("__sutro_input", "__sutro_answers").eq(json_input))
+        this=exp.select(answer).from_(answers).where(exp.column("__sutro_input", "__sutro_answers").eq(json_input))
     )
 
 
