@@ -167,7 +167,8 @@ def from_cache(answers: pa.StructArray, cached: pa.Array | np.ndarray | None = N
     else:
         column = pc.if_else(cached, pa.scalar(SOURCE_CACHE, pa.string()), source)
     fields = [column if name == "source" else answers.field(name) for name in ANSWER_TYPE.names]
-    return pa.StructArray.from_arrays(fields, fields=list(ANSWER_TYPE), mask=answers.is_null())
+    mask = answers.is_null() if answers.null_count else None
+    return pa.StructArray.from_arrays(fields, fields=list(ANSWER_TYPE), mask=mask)
 
 
 def abstain(answers: pa.StructArray, below: float | None) -> pa.StructArray:
