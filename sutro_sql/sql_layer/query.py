@@ -83,7 +83,9 @@ def _rewrite(
     queries = inner_queries(tree)
     sources = [None if query is None else _run_inner_query(con, session, query) for query in queries]
     rewritten = with_batch_sources(tree, sources)
-    lifts = liftable_calls(rewritten) if auto_batch and isinstance(rewritten, exp.Select) else []
+    # replay submits no job: the calls stay per row, answered from the cache with their on_error
+    lifting = auto_batch and session.client.cache_mode != "replay"
+    lifts = liftable_calls(rewritten) if lifting and isinstance(rewritten, exp.Select) else []
     files = [_lift(con, session, rewritten, lift) for lift in lifts]
     rewritten = with_lifted_answers(rewritten, lifts, files)
     changed = any(source is not None for source in sources) or any(path is not None for path in files)
