@@ -164,8 +164,8 @@ def from_cache(answers: pa.StructArray, cached: pa.Array | np.ndarray | None = N
     source = answers.field("source")
     if cached is None:
         column = pa.repeat(pa.scalar(SOURCE_CACHE, pa.string()), len(answers))
-    else:
-        column = pc.if_else(cached, pa.scalar(SOURCE_CACHE, pa.string()), source)
+    else:  # a failed row (no source) stays as it is
+        column = pc.if_else(pc.and_(cached, source.is_valid()), pa.scalar(SOURCE_CACHE, pa.string()), source)
     fields = [column if name == "source" else answers.field(name) for name in ANSWER_TYPE.names]
     mask = answers.is_null() if answers.null_count else None
     return pa.StructArray.from_arrays(fields, fields=list(ANSWER_TYPE), mask=mask)
