@@ -116,9 +116,12 @@ def test_an_answer_cached_before_provenance_existed_still_reads(counting):
         client.answers.put_many([(answer_key(counting.identity, ref.name, ref.revision, canonical), old)])
         con = connect(client=client, progress=False)
         tickets(con, [("Old", "cached long ago")])
+        con.execute("CHECKPOINT")
+        batch = con.sql(f"SELECT response, {PROVENANCE} FROM sutro_batch('ticket-triage', 'tickets')").fetchall()
+        assert batch == [("billing", "ticket-triage", ref.revision, "embedded", None, "cache", False)]
         assert run_provenance(con) == [("ticket-triage", ref.revision, "embedded", None, "cache", False)]
         assert con.sql(f"SELECT {TRIAGE}.response FROM tickets").fetchall() == [("billing",)]
-        assert counting.run_calls == []
+        assert counting.run_calls == [] and counting.submissions == 0
         con.close()
 
 
