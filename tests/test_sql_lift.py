@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from sutro_sql.answers import ANSWER_SQL_TYPE
 from sutro_sql.sql_layer import connect, session_for, sql
 
 CTE_QUERY = (
@@ -38,6 +39,44 @@ def test_calls_in_a_cte_are_lifted_to_one_job_over_that_ctes_rows(lifting, count
     assert job["num_rows"] == 40  # the CTE's rows, not the whole table
     real_time = sql(lifting, CTE_QUERY, auto_batch=False).fetchall()
     assert [r[:2] for r in real_time] == [r[:2] for r in rows] and {r[2] for r in real_time} == {"cache"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE answered AS SELECT id, sutro_run('lead-qualifier', {'query': query, 'region': region}) AS a "
+        "FROM leads WHERE id >= 20",
+        "INSERT INTO answered SELECT id, sutro_run('lead-qualifier', {'query': query, 'region': region}) AS a "
+        "FROM leads WHERE id >= 20",
+    ],
+    ids=["create table as", "insert select"],
+)
+def test_a_table_built_from_sutro_run_is_lifted_to_one_job(lifting, counting, statement):
+    if statement.startswith("INSERT"):
+        lifting.execute(f"CREATE TABLE answered (id BIGINT, a {ANSWER_SQL_TYPE})")
+    sql(lifting, statement)
+    assert counting.submissions == 1 and counting.run_calls == []
+    rows = lifting.sql("SELECT a.source, count(*) FROM answered GROUP BY ALL").fetchall()
+    assert rows == [("job", 40)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT CASE WHEN id % 2 = 0 THEN sutro_run('lead-qualifier', {'query': query, 'region': region}) END "
+        "FROM leads",  # a condition: only some rows are asked
+        "CREATE VIEW answered AS SELECT sutro_run('lead-qualifier', {'query': query, 'region': region}) AS a "
+        "FROM leads",  # a view outlives the session's answers
+    ],
+    ids=["case", "view"],
+)
+def test_conditional_calls_and_views_are_not_lifted(lifting, counting, query):
+    result = sql(lifting, query)
+    if result is not None:
+        result.fetchall()
+    if query.startswith("CREATE VIEW"):
+        lifting.sql("SELECT count(a) FROM answered").fetchall()
+    assert counting.submissions == 0 and counting.run_calls
 
 
 def test_the_session_setting_off_keeps_sql_real_time(counting):

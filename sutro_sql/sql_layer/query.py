@@ -6,8 +6,9 @@
   ``con.sql``, it sees this connection's TEMP tables and uncommitted rows (the
   UDF behind `sutro_batch` can only use a cursor, which sees neither).
 - The `auto_batch` lift (the session's setting, or ``auto_batch=True/False``):
-  `sutro_run` projections of a plain SELECT whose distinct inputs number more than
-  the session's `auto_batch_threshold` become one batch job; its answers land in a
+  `sutro_run` projections of a plain SELECT (also the query of CREATE TABLE ... AS or
+  INSERT ... SELECT, and its CTEs) whose distinct inputs number more than the
+  session's `auto_batch_threshold` become one batch job; its answers land in a
   Parquet file of the session (living until the connection closes) and each call is
   replaced by a lookup of its row's input there, so the query costs what a batch
   costs and returns what `sutro_run` returns (`usage` NULL: batch usage is per job;
@@ -85,7 +86,7 @@ def _rewrite(
     rewritten = with_batch_sources(tree, sources)
     # replay submits no job: the calls stay per row, answered from the cache with their on_error
     lifting = auto_batch and session.client.cache_mode != "replay"
-    lifts = liftable_calls(rewritten) if lifting and isinstance(rewritten, exp.Select) else []
+    lifts = liftable_calls(rewritten) if lifting else []
     files = [_lift(con, session, rewritten, lift) for lift in lifts]
     rewritten = with_lifted_answers(rewritten, lifts, files)
     changed = any(source is not None for source in sources) or any(path is not None for path in files)
@@ -119,7 +120,7 @@ def _run_inner_query(con: duckdb.DuckDBPyConnection, session: SutroSession, quer
     return path
 
 
-def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Select, lift: Lift) -> str | None:
+def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Expression, lift: Lift) -> str | None:
     """Answer a lifted call's distinct inputs with one batch job; the Parquet file holding them
     (input JSON text, answer), or None when there are too few inputs to be worth a job."""
     ref = session.function(lift.function)

@@ -156,12 +156,24 @@ class Lift:
     scope: int = 0
 
 
+def lift_scope(tree: exp.Expression) -> exp.Select | None:
+    """The SELECT whose `sutro_run` calls the lift may answer: the statement itself, or the query
+    of a CREATE TABLE ... AS / INSERT INTO ... SELECT (not a view's: a view outlives the answers)."""
+    if isinstance(tree, exp.Select):
+        return tree
+    inner = tree.expression if isinstance(tree, (exp.Insert, exp.Create)) else None
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() != "TABLE":
+        return None
+    return inner if isinstance(inner, exp.Select) else None
+
+
 def liftable_calls(tree: exp.Expression) -> list[Lift]:
-    """`sutro_run` calls in the projections of a plain SELECT, the statement's or one of its CTEs'
-    (the dbt idiom: answer in a CTE, unpack after) with no GROUP BY, DISTINCT, LIMIT, window or
-    aggregate around them: the ones whose inputs are exactly the rows of that SELECT's FROM/WHERE.
-    Other calls stay per-row."""
-    if not isinstance(tree, exp.Select):
+    """`sutro_run` calls in the projections of a plain SELECT (`lift_scope`), or of one of its CTEs
+    (the dbt idiom: answer in a CTE, unpack after), with no GROUP BY, DISTINCT, LIMIT, window,
+    aggregate or condition (CASE, IF) around them: the ones whose inputs are exactly the rows of
+    that SELECT's FROM/WHERE. Other calls stay per-row."""
+    tree = lift_scope(tree)
+    if tree is None:
         return []
     position = {id(call): i for i, call in enumerate(sutro_calls(tree, "sutro_run"))}
     groups: dict[tuple[int, str, str, str, bool], list[int]] = {}
@@ -188,9 +200,11 @@ def _scopes(tree: exp.Select) -> list[exp.Expression]:
 
 def _lift_key(call: exp.Anonymous, select: exp.Select) -> tuple[str, str, str, bool] | None:
     """(Function, input SQL, on_error, cache) of a call the lift may answer, or None: a call under
-    an aggregate, window or subquery, with other arguments (e.g. abstain_below: answered per row,
+    an aggregate, window, subquery or condition, with other arguments (e.g. abstain_below: answered per row,
     as written) or a non-literal `cache` stays per row."""
-    if any(isinstance(a, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for a in _ancestors(call, select)):
+    # a call under a condition answers only some rows: lifting would send the others too
+    around = (exp.AggFunc, exp.Window, exp.Subquery, exp.Select, exp.Case, exp.If)
+    if any(isinstance(a, around) for a in _ancestors(call, select)):
         return None
     args = positional(call)
     options = named(call)
@@ -211,9 +225,10 @@ def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expre
         parent = parent.parent
 
 
-def inputs_query(tree: exp.Select, lift: Lift) -> str:
+def inputs_query(tree: exp.Expression, lift: Lift) -> str:
     """SELECT DISTINCT of the lift's input, as JSON text, over its SELECT's own FROM/WHERE (with
     the CTEs before it, for a CTE's SELECT)."""
+    tree = lift_scope(tree)
     select = _scopes(tree)[lift.scope].copy()
     if lift.scope:
         earlier = tree.args["with_"].copy()
@@ -230,7 +245,7 @@ def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], files: list[str
     """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the Parquet file at
     the same position in `files` (None: the lift was not worth a job; its calls stay)."""
     tree = tree.copy()
-    calls = sutro_calls(tree, "sutro_run")
+    calls = sutro_calls(lift_scope(tree), "sutro_run") if lifts else []
     for lift, path in zip(lifts, files, strict=True):
         if path is not None:
             for index in lift.calls:
