@@ -323,3 +323,19 @@ def test_a_spec_target_is_calibrated_on_its_reviewed_examples(tmp_path, engine, 
         assert client.run_function("triage", {"text": "gold=bug conf=0.7"}).escalated is False
         assert client.run_function("triage", {"text": "gold=bug say=other conf=0.69"}).escalated is True
     backend.close()
+
+
+def test_provenance_names_the_stage_that_answered_each_row(con, cascade_client):
+    rows = con.sql(
+        "SELECT id, function, escalated, source, job_id FROM sutro_batch('triage', 'SELECT id, text FROM tickets "
+        "WHERE text IS NOT NULL', id_column := 'id', escalate_to := 'triage-strong', escalate_below := 0.8) ORDER BY id"
+    ).fetchall()
+    jobs = {job["model"]: job["job_id"] for job in cascade_client.list_jobs()}
+    assert rows == [
+        (1, "triage-strong", True, "job", jobs["triage-strong"]),
+        (2, "triage", False, "job", jobs["triage"]),
+        (3, "triage-strong", True, "job", jobs["triage-strong"]),
+        (4, "triage", False, "job", jobs["triage"]),
+    ]
+    again = con.sql(RUN.format(options="")).fetchall()  # sutro_run finds both stages' answers in the cache
+    assert [row[3] for row in again[:4]] == [True, False, True, False]
