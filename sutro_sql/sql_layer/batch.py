@@ -290,7 +290,8 @@ class BatchMaterializer:
                 self.session,
                 ref,
                 spool,
-                answered,
+                answered.answers,
+                answered.codes,
                 options.cascade,
             )
             answered = SpoolAnswers(second, answered.codes)

@@ -18,6 +18,7 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -149,20 +150,25 @@ class CascadingScalarRunner:
 
 
 def escalate_spool(
-    answer_spool: Any, session: SutroSession, ref: FunctionRef, spool: Spool, answers: Any, request: CascadeRequest
+    answer_spool: Callable[[SutroSession, FunctionRef, Spool], Any],
+    session: SutroSession,
+    ref: FunctionRef,
+    spool: Spool,
+    first: pa.StructArray,
+    codes: np.ndarray,
+    request: CascadeRequest,
 ) -> pa.StructArray:
-    """`sutro_batch`'s second stage: the first job's per-distinct-input `answers` with those it is
-    unsure of replaced by the stronger Function's, from ONE job over just those inputs (spooled
-    again, so its content key is its own and a re-run re-attaches to it). `answer_spool(stage,
-    ref, spool)` answers a spool on a session (the batch path's `BatchRunner.answer`)."""
+    """`sutro_batch`'s second stage: `first`, the first job's answer per distinct input (`codes`:
+    per spool row, its distinct input), with those it is unsure of replaced by the stronger
+    Function's, from ONE job over just those inputs (spooled again, so its content key is its
+    own and a re-run re-attaches to it). `answer_spool(stage, ref, spool)` answers a spool on a
+    session (the batch path's `BatchRunner.answer`; what it returns has `per_row()`)."""
     below = threshold(session, ref, request)
-    first = answers.answers
-    first = first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
     escalated = np.flatnonzero(escalation_mask(first, below))
     if not len(escalated):
         return merge(first, first.slice(0, 0), escalated)
     stage, name = session.cascade_stage(request.to)
-    rows = _first_rows(answers.codes, escalated)
+    rows = _first_rows(codes, escalated)
     subset = _spool_subset(spool, rows, session.workdir)
     try:
         second = answer_spool(stage, stage.function(name), subset)
@@ -170,7 +176,7 @@ def escalate_spool(
         subset.remove()
     # each SQL row is answered once, by its final answer: take back what the second job counted
     # per distinct input, and what the first counted for the rows it escalated
-    per_input = np.bincount(answers.codes, minlength=len(first))[escalated]
+    per_input = np.bincount(codes, minlength=len(first))[escalated]
     failed = second.per_row().field("error").is_valid().to_numpy(zero_copy_only=False)
     failed_rows = int(per_input[failed].sum())
     session.count(
