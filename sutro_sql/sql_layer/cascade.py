@@ -171,20 +171,20 @@ def escalate_spool(
     rows = _first_rows(codes, escalated)
     subset = _spool_subset(spool, rows, session.workdir)
     try:
-        second = answer_spool(stage, stage.function(name), subset)
+        second = answer_spool(stage, stage.function(name), subset).per_row()  # read while the spool exists
     finally:
         subset.remove()
     # each SQL row is answered once, by its final answer: take back what the second job counted
     # per distinct input, and what the first counted for the rows it escalated
     per_input = np.bincount(codes, minlength=len(first))[escalated]
-    failed = second.per_row().field("error").is_valid().to_numpy(zero_copy_only=False)
+    failed = second.field("error").is_valid().to_numpy(zero_copy_only=False)
     failed_rows = int(per_input[failed].sum())
     session.count(
         rows_answered=-(len(escalated) - int(failed.sum())) - failed_rows,
         rows_failed=failed_rows - int(failed.sum()),
         rows_escalated=int(per_input.sum()),
     )
-    return merge(first, second.per_row(), escalated)
+    return merge(first, second, escalated)
 
 
 def _first_rows(codes: np.ndarray, distinct: np.ndarray) -> np.ndarray:
