@@ -1,7 +1,10 @@
 """RemoteBackend: a Sutro deployment over the v1 HTTP API (sutro-api-v1.md), with httpx.
 
-One pooled client (HTTP/1.1 keep-alive), at most `max_concurrency` calls in
-flight, an explicit timeout on every call, and the shared retry policy: reads
+Function runs (the hot path: thousands of small calls) go over one `httpx.AsyncClient` on one
+event-loop thread, at most `max_concurrency` in flight, HTTP/2 where the server speaks it; a
+caller hands many inputs at once (`run_function_many`) and waits on the loop rather than on a
+thread per call. Control calls (jobs, results, the progress stream) go over one pooled blocking
+client. Both have an explicit timeout on every call and the shared retry policy: reads
 and `job-results` are retried on 5xx and dropped connections; a Function run
 (billed) and a batch submission (creates a job) only on 429 or a refused
 connection, when the server surely did nothing. The progress stream is the one
@@ -20,7 +23,9 @@ hide an old job (which then runs again: wasted work, never a wrong answer).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import importlib.util
 import json
 import tempfile
 import threading
@@ -32,6 +37,7 @@ from urllib.parse import quote
 
 import httpx
 import pyarrow as pa
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -67,6 +73,8 @@ from ..wire import (
 from .base import MAX_JOB_DESCRIPTION, TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
 
 CONTENT_TAG = "[sutro-sql:{key}]"
+#: Offer HTTP/2 (negotiated over TLS; plain HTTP stays 1.1) when its codec is installed.
+HTTP2_AVAILABLE = importlib.util.find_spec("h2") is not None
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
 BODY_CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
@@ -91,12 +99,15 @@ class RemoteBackend:
         reconnect_seconds: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """`transport`: what carries the requests (default: httpx's pooled HTTP transport). Tests
+        """`transport`: what carries the requests (default: httpx's pooled HTTP transport); it
+        must carry async requests too (`httpx.AsyncBaseTransport`), for Function runs. Tests
         pass one that calls the v1 ASGI app in-process; every request, retry and error mapping
         above it is the same code path as over a socket."""
         url, key = resolve_credentials(api_url, api_key)
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigurationError("transport: Function runs need an httpx.AsyncBaseTransport as well")
         self._url = url
         self._home = str(resolve_home(home))
         self._retry = retry or RetryPolicy()
@@ -116,6 +127,9 @@ class RemoteBackend:
             trust_env=transport is None,  # proxies from the environment would bypass a given transport
             transport=transport,
         )
+        self._transport = transport
+        self._runs: _FunctionRuns | None = None
+        self._runs_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RemoteBackend(api_url={self._url!r})"
@@ -195,16 +209,65 @@ class RemoteBackend:
     def run_function(
         self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
     ) -> dict[str, Any]:
+        return self._function_runs().call(self._run, name, input, confidence_scoring)
+
+    def run_function_many(
+        self, name: str, inputs: list[dict[str, Any] | str], *, confidence_scoring: bool = True
+    ) -> list[dict[str, Any] | SutroSQLError]:
+        """Every input's run at once on the event loop (at most `max_concurrency` in flight), the
+        `RunsFunctionsInBatches` capability: per input its answer or its own error; an error about
+        the deployment rather than the input (auth, unknown Function, unreachable) raises."""
+        return self._function_runs().call(self._run_many, name, inputs, confidence_scoring)
+
+    async def _run_many(
+        self, name: str, inputs: list[dict[str, Any] | str], confidence_scoring: bool
+    ) -> list[dict[str, Any] | SutroSQLError]:
+        outcomes = await asyncio.gather(
+            *(self._run(name, x, confidence_scoring) for x in inputs), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and (not isinstance(outcome, SutroSQLError) or outcome.fatal):
+                raise outcome
+        return outcomes  # type: ignore[return-value]  # only answers and row errors are left
+
+    async def _run(self, name: str, input: dict[str, Any] | str, confidence_scoring: bool) -> dict[str, Any]:
+        """One Function run, on the loop, under the concurrency bound and the retry policy."""
         if isinstance(input, BaseModel):  # a pydantic model, as the SDK accepts
             input = input.model_dump(mode="json")
         body: dict[str, Any] = {"input": input}
         if not confidence_scoring:  # sent only when false, like the SDK (older deployments)
             body["confidence_scoring"] = False
         what = f"Function {name!r}"
-        response = self._request(
-            "POST", f"functions/{_segment(name)}/run", what=what, idempotent=False, timeout=self._run_timeout, json=body
-        )
+        path = f"functions/{_segment(name)}/run"
+        runs = self._function_runs()
+        async with runs.slots:
+            try:
+                response = await self._retry.send_async(
+                    lambda: runs.client.post(path, json=body), idempotent=False, what=what
+                )
+                raise_for_response(response, what=what)
+            except SutroSQLError as exc:
+                raise self._scrubbed(exc) from None
         return self._answer(response, RunFunctionResponse, what=what).model_dump(exclude_unset=True)
+
+    def _function_runs(self) -> _FunctionRuns:
+        """The event loop and async client of Function runs, started by the first run (a backend
+        that only lists jobs never starts a thread)."""
+        with self._runs_lock:
+            if self._runs is None:
+                self._runs = _FunctionRuns(self._async_client, self.max_concurrency)
+            return self._runs
+
+    def _async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._url + "/",
+            headers={"Authorization": f"Key {self._key}"},
+            timeout=self._run_timeout,
+            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
+            http2=HTTP2_AVAILABLE,
+            trust_env=self._transport is None,
+            transport=self._transport,  # type: ignore[arg-type]  # checked in __init__
+        )
 
     def get_function_spec(self, name: str) -> FunctionSpec | None:
         return None  # a deployment's Functions are known by name only
@@ -386,6 +449,10 @@ class RemoteBackend:
         return self._answer(response, AuthReply, what="auth check").authenticated is True
 
     def close(self) -> None:
+        with self._runs_lock:
+            runs, self._runs = self._runs, None
+        if runs is not None:
+            runs.close()
         self._client.close()
 
     def __enter__(self) -> RemoteBackend:
@@ -393,6 +460,24 @@ class RemoteBackend:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _FunctionRuns:
+    """An event loop on its own thread with the async client that lives on it, and the bound on
+    Function runs in flight. Threads hand it coroutines with `call` and wait for the answers."""
+
+    def __init__(self, make_client: Any, max_concurrency: int) -> None:
+        self._portal_context = start_blocking_portal(name="sutro-remote-runs")
+        self._portal: BlockingPortal = self._portal_context.__enter__()
+        self.client: httpx.AsyncClient = make_client()
+        self.slots = asyncio.Semaphore(max_concurrency)
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        return self._portal.call(fn, *args)
+
+    def close(self) -> None:
+        self._portal.call(self.client.aclose)
+        self._portal_context.__exit__(None, None, None)
 
 
 def _segment(value: str) -> str:
