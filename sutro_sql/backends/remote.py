@@ -24,13 +24,14 @@ hide an old job (which then runs again: wasted work, never a wrong answer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
@@ -73,6 +74,8 @@ from ..wire import (
 from .base import MAX_JOB_DESCRIPTION, TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
 
 CONTENT_TAG = "[sutro-sql:{key}]"
+#: Function runs in flight per async client (see `_FunctionRuns`).
+RUNS_PER_POOL = 2
 #: Offer HTTP/2 (negotiated over TLS; plain HTTP stays 1.1) when its codec is installed.
 HTTP2_AVAILABLE = importlib.util.find_spec("h2") is not None
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
@@ -239,11 +242,10 @@ class RemoteBackend:
             body["confidence_scoring"] = False
         what = f"Function {name!r}"
         path = f"functions/{_segment(name)}/run"
-        runs = self._function_runs()
-        async with runs.slots:
+        async with self._function_runs().lane() as client:
             try:
                 response = await self._retry.send_async(
-                    lambda: runs.client.post(path, json=body), idempotent=False, what=what
+                    lambda: client.post(path, json=body), idempotent=False, what=what
                 )
                 raise_for_response(response, what=what)
             except SutroSQLError as exc:
@@ -251,19 +253,19 @@ class RemoteBackend:
         return self._answer(response, RunFunctionResponse, what=what).model_dump(exclude_unset=True)
 
     def _function_runs(self) -> _FunctionRuns:
-        """The event loop and async client of Function runs, started by the first run (a backend
+        """The event loop and async clients of Function runs, started by the first run (a backend
         that only lists jobs never starts a thread)."""
         with self._runs_lock:
             if self._runs is None:
                 self._runs = _FunctionRuns(self._async_client, self.max_concurrency)
             return self._runs
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def _async_client(self, connections: int) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self._url + "/",
             headers={"Authorization": f"Key {self._key}"},
             timeout=self._run_timeout,
-            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             http2=HTTP2_AVAILABLE,
             trust_env=self._transport is None,
             transport=self._transport,  # type: ignore[arg-type]  # checked in __init__
@@ -463,20 +465,40 @@ class RemoteBackend:
 
 
 class _FunctionRuns:
-    """An event loop on its own thread with the async client that lives on it, and the bound on
-    Function runs in flight. Threads hand it coroutines with `call` and wait for the answers."""
+    """An event loop on its own thread, the async clients that live on it, and the lanes: a run
+    in flight holds one, so there are never more than `max_concurrency`. Threads hand the loop
+    coroutines with `call` and wait for the answers.
 
-    def __init__(self, make_client: Any, max_concurrency: int) -> None:
+    Each lane belongs to one of several small clients (`RUNS_PER_POOL` lanes each) rather than
+    all to one big client: httpcore's pool scans every connection (and every queued request) on
+    every request, so one pool of 64 connections spent 4.7 ms of CPU per run against 0.65 ms for
+    pools of 2 (and ran at a third of the rate of 8 in flight); a pool here never queues."""
+
+    def __init__(self, make_client: Callable[[int], httpx.AsyncClient], max_concurrency: int) -> None:
         self._portal_context = start_blocking_portal(name="sutro-remote-runs")
         self._portal: BlockingPortal = self._portal_context.__enter__()
-        self.client: httpx.AsyncClient = make_client()
-        self.slots = asyncio.Semaphore(max_concurrency)
+        pools = -(-max_concurrency // RUNS_PER_POOL)
+        self._clients = [make_client(RUNS_PER_POOL) for _ in range(pools)]
+        # LIFO: a light load keeps reusing the same warm connections
+        self._lanes: asyncio.LifoQueue[httpx.AsyncClient] = asyncio.LifoQueue()
+        for index in range(max_concurrency):
+            self._lanes.put_nowait(self._clients[index % pools])
 
-    def call(self, fn: Any, *args: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def lane(self) -> AsyncIterator[httpx.AsyncClient]:
+        """Wait for a free lane; the client to send on while holding it."""
+        client = await self._lanes.get()
+        try:
+            yield client
+        finally:
+            self._lanes.put_nowait(client)
+
+    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return self._portal.call(fn, *args)
 
     def close(self) -> None:
-        self._portal.call(self.client.aclose)
+        for client in self._clients:
+            self._portal.call(client.aclose)
         self._portal_context.__exit__(None, None, None)
 
 
