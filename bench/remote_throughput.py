@@ -9,7 +9,7 @@ trivial), then measures, phases interleaved (A B C ... A B C ...), medians of th
 - the official `sutro` SDK (its own virtualenv) in a plain `run_function` loop, as a user
   would call it (it has no concurrency of its own).
 Then a second server with no added latency: 8 vs 64 vs 256 in flight and the SDK loop, which
-also gives the server's own ceiling (calls/s with 256 in flight): `sutro-sql serve` is one
+also gives the server's own ceiling (the best of those rates): `sutro-sql serve` is one
 Python process on the same 2 shared cores, so the 50 ms figures are read against
 `min(in_flight / latency, ceiling)` as well.
 

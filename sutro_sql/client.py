@@ -53,6 +53,7 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
+from .staging import stage_rows
 from .results import job_results_frame
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
@@ -336,6 +337,7 @@ class Client:
         id_column: str | None = None,
         *,
         cache: bool = True,
+        stage: str | None = None,
     ) -> str:
         """Submit a batch job running Function `name` over `data`; returns the job id.
 
@@ -349,6 +351,9 @@ class Client:
         The same Function revision over the same data re-attaches to the job already submitted
         (unless it FAILED or was CANCELLED), as `sutro_batch` does; `cache=False` always submits.
         `langsmith_metadata` / `langsmith_tags` are accepted and ignored, as in `run_function`.
+        `stage="s3://bucket/prefix"` sends the rows as a Parquet file staged there (credentials from
+        the AWS variables; see `sutro_sql.staging`) instead of in the request: for inputs too big
+        for one request. A re-attached job stages nothing.
         Unlike the SDK, an attached job that fails raises JobFailedError instead of returning None.
         """
         _ignored_tracing(langsmith_metadata, langsmith_tags)
@@ -366,6 +371,7 @@ class Client:
             job_name=job_name,
             description=description,
             id_column=id_column,
+            stage=stage,
         )
         self._output_columns[job.job_id] = output_column
         if dry_run:
@@ -393,11 +399,13 @@ class Client:
         job_name: str | None = None,
         description: str | None = None,
         id_column: str | None = None,
+        stage: str | None = None,
     ) -> BatchJob:
         """The job for `rows`: the one this content already has on this backend (found in the
         ledger, or by the backend from `content_key`), else a new one, recorded in the ledger.
         Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches; two threads
-        submitting the same content at once get one job, submitted once."""
+        submitting the same content at once get one job, submitted once. `stage`: an S3 location
+        the rows are staged under (named by `content_key`), the job then carrying their URL."""
         if self.cache_mode == "replay":
             raise ConfigurationError(
                 f"Function {ref.name!r}: {environment.CACHE_MODE}=replay answers from the cache only and submits no "
@@ -408,6 +416,8 @@ class Client:
             if known is not None:
                 self.stats.count(jobs_reattached=1)
                 return BatchJob(known, True)
+            if stage is not None:
+                rows = stage_rows(rows, stage, name=content_key)
             job_id = self.backend.submit_batch(
                 ref.name,
                 rows,
