@@ -53,8 +53,8 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
-from .staging import stage_rows
 from .results import job_results_frame
+from .staging import stage_rows
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
 from .waiting import JobWaiter

@@ -78,6 +78,8 @@ CONTENT_TAG = "[sutro-sql:{key}]"
 RUNS_PER_POOL = 2
 #: Offer HTTP/2 (negotiated over TLS; plain HTTP stays 1.1) when its codec is installed.
 HTTP2_AVAILABLE = importlib.util.find_spec("h2") is not None
+#: Run the event loop on uvloop when it is installed (the [server] extra brings it): less CPU per run.
+UVLOOP_AVAILABLE = importlib.util.find_spec("uvloop") is not None
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
 BODY_CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
@@ -475,7 +477,9 @@ class _FunctionRuns:
     pools of 2 (and ran at a third of the rate of 8 in flight); a pool here never queues."""
 
     def __init__(self, make_client: Callable[[int], httpx.AsyncClient], max_concurrency: int) -> None:
-        self._portal_context = start_blocking_portal(name="sutro-remote-runs")
+        self._portal_context = start_blocking_portal(
+            name="sutro-remote-runs", backend_options={"use_uvloop": UVLOOP_AVAILABLE}
+        )
         self._portal: BlockingPortal = self._portal_context.__enter__()
         pools = -(-max_concurrency // RUNS_PER_POOL)
         self._clients = [make_client(RUNS_PER_POOL) for _ in range(pools)]
