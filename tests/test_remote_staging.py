@@ -172,6 +172,17 @@ def test_a_missing_bucket_is_named_by_the_stores_error_code(aws_env):
     assert SECRET not in str(caught.value)
 
 
+def test_the_embedded_deployment_reads_the_rows_directly_and_stages_nothing(home, monkeypatch):
+    """No AWS variables: staging would fail, so an answered batch shows nothing was staged."""
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("SUTRO_SQL_ENGINE", "tests.support.engines:KeywordEngine")
+    rows = [{"subject": "a", "body": "billing"}, {"subject": "b", "body": "a bug"}]
+    with Client(home=home, progress=False) as client:
+        job_id = client.batch_run_function("ticket-triage", rows, stage=f"s3://{BUCKET}/local")
+        assert client.await_job_completion(job_id)["response"].to_list() == ["billing", "bug"]
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 
