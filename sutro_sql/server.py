@@ -75,6 +75,7 @@ MAX_BODY_BYTES = 100 << 20
 MAX_DOWNLOAD_BYTES = 2 << 30
 #: Same-host redirects a URL input may take.
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
+KEEP_ALIVE_SECONDS = 75  # idle keep-alive connections are kept this long (nginx's default)
 MAX_RUNS = 256  # Function runs answered on worker threads at once (anyio's shared pool holds 40)
 PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
 
@@ -517,6 +518,9 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=5,
+            # longer than a client keeps an idle connection (httpx: 5 s, uvicorn's default too):
+            # otherwise both close at once and a call sent on the closing connection is lost
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     finally:
         if owned:
