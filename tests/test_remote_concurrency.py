@@ -105,3 +105,28 @@ def test_sutro_run_over_sql_reaches_the_sessions_concurrency(tmp_path, monkeypat
             con.close()
     assert rows == [("bug",)] * 36
     assert server.most_in_flight == 6
+
+
+def test_closing_the_backend_does_not_wait_out_the_runs_waiting_on_a_rate_limit(tmp_path):
+    """Every run is told to come back in 100 s; close() ends them rather than waiting."""
+    limited = Reply(429, {"detail": "slow down", "code": "rate_limited"}, headers={"Retry-After": "100"})
+    with FaultServer(default=limited) as server:
+        backend = RemoteBackend(server.url, KEY, home=tmp_path, max_concurrency=4)
+        outcome: list[object] = []
+        caller = threading.Thread(target=lambda: outcome.append(_run_or_error(backend, 8)))
+        caller.start()
+        while len(server.seen) < 4:  # every lane is now waiting out its Retry-After
+            threading.Event().wait(0.01)
+        closer = threading.Thread(target=backend.close)
+        closer.start()
+        closer.join(timeout=30)
+        caller.join(timeout=30)
+    assert not closer.is_alive() and not caller.is_alive()
+    assert isinstance(outcome[0], BaseException)
+
+
+def _run_or_error(backend: RemoteBackend, count: int) -> object:
+    try:
+        return backend.run_function_many("triage", [{"body": str(i)} for i in range(count)])
+    except BaseException as exc:  # noqa: BLE001  # whatever ends the call is the outcome
+        return exc

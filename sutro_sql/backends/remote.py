@@ -501,8 +501,11 @@ class _FunctionRuns:
         return self._portal.call(fn, *args)
 
     def close(self) -> None:
+        """Close the connections (runs still in flight fail), cancel what still waits (for a lane,
+        or out a Retry-After), and end the loop: closing never waits for a run to finish."""
         for client in self._clients:
             self._portal.call(client.aclose)
+        self._portal.call(self._portal.stop, True)
         self._portal_context.__exit__(None, None, None)
 
 
