@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import ssl
 import tempfile
 import threading
 import time
@@ -259,11 +260,14 @@ class RemoteBackend:
         that only lists jobs never starts a thread)."""
         with self._runs_lock:
             if self._runs is None:
-                self._runs = _FunctionRuns(self._async_client, self.max_concurrency)
+                # one TLS context for every pool: building one costs ~60 ms (the CA bundle)
+                tls = httpx.create_ssl_context(trust_env=self._transport is None)
+                self._runs = _FunctionRuns(lambda n: self._async_client(n, tls), self.max_concurrency)
             return self._runs
 
-    def _async_client(self, connections: int) -> httpx.AsyncClient:
+    def _async_client(self, connections: int, tls: ssl.SSLContext) -> httpx.AsyncClient:
         return httpx.AsyncClient(
+            verify=tls,
             base_url=self._url + "/",
             headers={"Authorization": f"Key {self._key}"},
             timeout=self._run_timeout,
