@@ -1,9 +1,9 @@
 """RemoteBackend: a Sutro deployment over the v1 HTTP API (sutro-api-v1.md), with httpx.
 
-Function runs (the hot path: thousands of small calls) go over one `httpx.AsyncClient` on one
-event-loop thread, at most `max_concurrency` in flight, HTTP/2 where the server speaks it; a
-caller hands many inputs at once (`run_function_many`) and waits on the loop rather than on a
-thread per call. Control calls (jobs, results, the progress stream) go over one pooled blocking
+Function runs (the hot path: thousands of small calls) go over small `httpx.AsyncClient` pools
+on one event-loop thread, at most `max_concurrency` in flight, HTTP/2 where the server speaks
+it; a caller hands many inputs at once (`run_function_many`) and waits on the loop rather than
+on a thread per call. Control calls (jobs, results, the progress stream) go over one pooled blocking
 client. Both have an explicit timeout on every call and the shared retry policy: reads
 and `job-results` are retried on 5xx and dropped connections; a Function run
 (billed) and a batch submission (creates a job) only on 429 or a refused
@@ -215,7 +215,8 @@ class RemoteBackend:
     def run_function(
         self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
     ) -> dict[str, Any]:
-        return self._function_runs().call(self._run, name, input, confidence_scoring)
+        runs = self._function_runs()
+        return runs.call(self._run, runs, name, input, confidence_scoring)
 
     def run_function_many(
         self, name: str, inputs: list[dict[str, Any] | str], *, confidence_scoring: bool = True
@@ -223,20 +224,23 @@ class RemoteBackend:
         """Every input's run at once on the event loop (at most `max_concurrency` in flight), the
         `RunsFunctionsInBatches` capability: per input its answer or its own error; an error about
         the deployment rather than the input (auth, unknown Function, unreachable) raises."""
-        return self._function_runs().call(self._run_many, name, inputs, confidence_scoring)
+        runs = self._function_runs()
+        return runs.call(self._run_many, runs, name, inputs, confidence_scoring)
 
     async def _run_many(
-        self, name: str, inputs: list[dict[str, Any] | str], confidence_scoring: bool
+        self, runs: _FunctionRuns, name: str, inputs: list[dict[str, Any] | str], confidence_scoring: bool
     ) -> list[dict[str, Any] | SutroSQLError]:
         outcomes = await asyncio.gather(
-            *(self._run(name, x, confidence_scoring) for x in inputs), return_exceptions=True
+            *(self._run(runs, name, x, confidence_scoring) for x in inputs), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and (not isinstance(outcome, SutroSQLError) or outcome.fatal):
                 raise outcome
         return outcomes  # type: ignore[return-value]  # only answers and row errors are left
 
-    async def _run(self, name: str, input: dict[str, Any] | str, confidence_scoring: bool) -> dict[str, Any]:
+    async def _run(
+        self, runs: _FunctionRuns, name: str, input: dict[str, Any] | str, confidence_scoring: bool
+    ) -> dict[str, Any]:
         """One Function run, on the loop, under the concurrency bound and the retry policy."""
         if isinstance(input, BaseModel):  # a pydantic model, as the SDK accepts
             input = input.model_dump(mode="json")
@@ -245,7 +249,7 @@ class RemoteBackend:
             body["confidence_scoring"] = False
         what = f"Function {name!r}"
         path = f"functions/{_segment(name)}/run"
-        async with self._function_runs().lane() as client:
+        async with runs.lane() as client:
             try:
                 response = await self._retry.send_async(
                     lambda: client.post(path, json=body), idempotent=False, what=what
