@@ -5,7 +5,8 @@ sleeping 50 ms per answer (what a deployment's model costs a call; the engine it
 trivial), then measures, phases interleaved (A B C ... A B C ...), medians of the rounds:
 - RemoteBackend with 8, 64 and 256 calls in flight (`run_function_many`: the path `sutro_run`
   takes), against the ideal `in_flight / latency`;
-- `sutro_run` through SQL on `connect(max_concurrency=64)`, distinct rows, nothing cached;
+- `sutro_run` through SQL on `connect(max_concurrency=64)` and 256, 512 distinct rows a query,
+  nothing cached (the issue's measurement);
 - the official `sutro` SDK (its own virtualenv) in a plain `run_function` loop, as a user
   would call it (it has no concurrency of its own).
 Then a second server with no added latency: 8 vs 64 vs 256 in flight and the SDK loop, which
@@ -40,7 +41,7 @@ from tests.support.serve_process import ServedDeployment, make_home  # noqa: E40
 FUNCTION = "ticket-triage"
 LATENCY = 0.05
 IN_FLIGHT = (8, 64, 256)
-SQL_IN_FLIGHT = 64
+SQL_IN_FLIGHT = (64, 256)
 SDK_LOOP = r"""
 import json, sys, time
 from sutro import Sutro
@@ -70,9 +71,9 @@ def remote_rate(backend: RemoteBackend, calls: int) -> float:
     return calls / elapsed
 
 
-def sql_rate(served: ServedDeployment, home: str, calls: int) -> float:
+def sql_rate(served: ServedDeployment, home: str, in_flight: int, calls: int) -> float:
     os.environ.update(SUTRO_API_URL=served.url, SUTRO_API_KEY=served.api_key, SUTRO_SQL_HOME=home)
-    con = connect(max_concurrency=SQL_IN_FLIGHT, progress=False)
+    con = connect(max_concurrency=in_flight, progress=False)
     try:
         tag = next(_tags)
         query = (
@@ -119,7 +120,10 @@ def interleaved(phases: dict[str, Callable[[], float | None]], rounds: int) -> d
     return {name: statistics.median(rates) if rates else None for name, rates in seen.items()}
 
 
-def measure(folder: Path, delay: float, rounds: int, calls: int, sdk_calls: int, sql: bool) -> dict[str, float | None]:
+def measure(
+    folder: Path, delay: float, rounds: int, calls: int, sdk_calls: int, sql_rows: int
+) -> dict[str, float | None]:
+    """The phases on one server answering after `delay` seconds (`sql_rows` 0: no SQL phases)."""
     env = {"SUTRO_TEST_ENGINE_DELAY": str(delay)}
     with ServedDeployment(make_home(folder / f"home-{delay}"), env=env) as served:
         backends = {n: RemoteBackend(served.url, served.api_key, home=folder, max_concurrency=n) for n in IN_FLIGHT}
@@ -130,8 +134,9 @@ def measure(folder: Path, delay: float, rounds: int, calls: int, sdk_calls: int,
                 f"remote_c{n}": (lambda b=backend, n=n: remote_rate(b, calls if n > 8 else calls // 4))
                 for n, backend in backends.items()
             }
-            if sql:
-                phases[f"sql_c{SQL_IN_FLIGHT}"] = lambda: sql_rate(served, str(folder / "sql-home"), calls // 2)
+            if sql_rows:
+                for n in SQL_IN_FLIGHT:
+                    phases[f"sql_c{n}"] = lambda n=n: sql_rate(served, str(folder / "sql-home"), n, sql_rows)
             phases["sdk_loop"] = lambda: sdk_rate(served, sdk_calls)
             return interleaved(phases, rounds)
         finally:
@@ -148,11 +153,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--calls", type=int, default=2000, help="calls per RemoteBackend phase (default 2000)")
     parser.add_argument("--sdk-calls", type=int, default=100, help="calls per SDK loop phase (default 100)")
+    parser.add_argument("--sql-rows", type=int, default=512, help="distinct rows per sutro_run query (default 512)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        slow = measure(folder, LATENCY, args.rounds, args.calls, args.sdk_calls, sql=True)
-        fast = measure(folder, 0.0, args.rounds, args.calls, 3 * args.sdk_calls, sql=False)
+        slow = measure(folder, LATENCY, args.rounds, args.calls, args.sdk_calls, args.sql_rows)
+        fast = measure(folder, 0.0, args.rounds, args.calls, 3 * args.sdk_calls, 0)
     ceiling = max(fast[f"remote_c{n}"] or 0 for n in IN_FLIGHT)
     print(
         f"server adds {LATENCY * 1000:.0f} ms per call; ceiling (no added latency, best in flight) "
@@ -160,7 +166,7 @@ def main() -> None:
     )
     print(f"{'client':<30}{'calls/s':>10}{'vs ideal':>10}{'vs ideal|ceiling':>18}{'vs SDK':>9}")
     fractions: dict[str, float | None] = {}
-    for name, in_flight in [*((f"remote_c{n}", n) for n in IN_FLIGHT), (f"sql_c{SQL_IN_FLIGHT}", SQL_IN_FLIGHT)]:
+    for name, in_flight in [*((f"remote_c{n}", n) for n in IN_FLIGHT), *((f"sql_c{n}", n) for n in SQL_IN_FLIGHT)]:
         rate, ideal = slow[name], in_flight / LATENCY
         fractions[name] = ratio(rate, ideal)
         fractions[f"{name}_of_reachable"] = ratio(rate, min(ideal, ceiling or ideal))
@@ -196,6 +202,7 @@ def main() -> None:
             "c64_fraction_of_ideal>=0.85": (fractions["remote_c64"] or 0) >= 0.85,
             "c256_fraction_of_ideal>=0.85": (fractions["remote_c256"] or 0) >= 0.85,
             "sql_c64_fraction_of_ideal>=0.85": (fractions["sql_c64"] or 0) >= 0.85,
+            "sql_c256_fraction_of_ideal>=0.85": (fractions["sql_c256"] or 0) >= 0.85,
             "c64_vs_sdk>=40": (c64_vs_sdk or 0) >= 40,
             "no_latency_c64_vs_c8>=1": (c64_vs_c8_no_latency or 0) >= 1.0,
         },
