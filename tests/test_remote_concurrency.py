@@ -16,7 +16,7 @@ import pytest
 from sutro_sql.backends.base import RunsFunctionsInBatches
 from sutro_sql.backends.local import LocalBackend
 from sutro_sql.backends.remote import RemoteBackend
-from sutro_sql.errors import AuthenticationError, NotFoundError, ServerError
+from sutro_sql.errors import AuthenticationError, BackendUnavailableError, NotFoundError, ServerError
 from sutro_sql.http import RetryPolicy
 from sutro_sql.server import create_app
 from sutro_sql.sql_layer import connect
@@ -130,3 +130,45 @@ def _run_or_error(backend: RemoteBackend, count: int) -> object:
         return backend.run_function_many("triage", [{"body": str(i)} for i in range(count)])
     except BaseException as exc:  # noqa: BLE001  # whatever ends the call is the outcome
         return exc
+
+
+class MeetingEngine(KeywordEngine):
+    """Answers only once `parties` rows are being answered at the same time."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__(delay=0)
+        self.meeting = threading.Barrier(parties, timeout=30)
+
+    def answer(self, spec, rows):
+        self.meeting.wait()
+        return super().answer(spec, rows)
+
+
+def test_the_server_answers_more_runs_at_once_than_anyios_default_pool_of_40(home, tmp_path):
+    engine = MeetingEngine(64)
+    with (
+        LocalBackend(home, engine=engine) as local,
+        serve_app(create_app(local, KEY)) as url,
+        RemoteBackend(url, KEY, home=tmp_path, max_concurrency=64) as backend,
+    ):
+        answers = backend.run_function_many("ticket-triage", [{"subject": f"s{i}", "body": "bug"} for i in range(64)])
+    assert [answer["output"] for answer in answers] == ["bug"] * 64
+    assert not engine.meeting.broken
+
+
+def test_runs_go_through_the_proxy_the_environment_names(tmp_path, monkeypatch):
+    """As the control calls (httpx's `trust_env`): HTTP_PROXY carries the runs, NO_PROXY exempts."""
+    for variable in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    with FaultServer(default=Reply(200, RUN_OK)) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        with RemoteBackend("http://localhost:9", KEY, home=tmp_path) as backend:  # nothing listens on :9
+            assert backend.run_function("triage", {"body": "x"})["output"] == "bug"
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        once = RetryPolicy(max_retries=0)
+        with (
+            RemoteBackend("http://localhost:9", KEY, home=tmp_path, retry=once) as backend,
+            pytest.raises(BackendUnavailableError),
+        ):
+            backend.run_function("triage", {"body": "x"})
+    assert [seen.path for seen in proxy.seen] == ["http://localhost:9/v1/functions/triage/run"]

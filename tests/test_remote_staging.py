@@ -22,6 +22,7 @@ import pytest
 from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.client import Client
 from sutro_sql.errors import BackendUnavailableError, ConfigurationError, ValidationError
+from sutro_sql.http import RetryPolicy
 from sutro_sql.sql_layer import register
 from sutro_sql.staging import S3Settings, presigned_url, stage_rows
 from tests.support.fault_server import free_port
@@ -160,7 +161,7 @@ def test_staged_rows_come_back_from_the_download_url_as_parquet(aws_env, s3_endp
 def test_an_unreachable_store_is_a_clear_error_that_shows_no_secret(aws_env, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(BackendUnavailableError) as caught:
-        stage_rows([{"body": "x"}], f"s3://{BUCKET}/down")
+        stage_rows([{"body": "x"}], f"s3://{BUCKET}/down", retry=RetryPolicy(max_retries=2, backoff_base=0.01))
     message = str(caught.value)
     assert f"stage s3://{BUCKET}/down/" in message and "cannot connect" in message
     assert SECRET not in message and "Signature" not in message
