@@ -9,6 +9,9 @@ shows up there).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -23,6 +26,7 @@ from sutro_sql.sql_layer import connect
 from tests.support.asgi_server import serve_app
 from tests.support.engines import KeywordEngine
 from tests.support.fault_server import FaultServer, Reply
+from tests.support.serve_process import REPO
 
 KEY = "sk_concurrency_" + "k" * 12
 RUN_OK = {"request_id": "rt_1", "output": "bug", "confidence": 0.9, "usage": {}}
@@ -172,3 +176,21 @@ def test_runs_go_through_the_proxy_the_environment_names(tmp_path, monkeypatch):
         ):
             backend.run_function("triage", {"body": "x"})
     assert [seen.path for seen in proxy.seen] == ["http://localhost:9/v1/functions/triage/run"]
+
+
+def test_a_process_that_never_closes_its_backend_still_exits(tmp_path):
+    script = (
+        "import sys\n"
+        "from sutro_sql.backends.remote import RemoteBackend\n"
+        "backend = RemoteBackend(sys.argv[1], 'sk_exit_' + 'k' * 12, home=sys.argv[2])\n"
+        "print(backend.run_function('triage', {'body': 'x'})['output'])\n"
+    )
+    with FaultServer(default=Reply(200, RUN_OK)) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", script, server.url, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    assert (done.returncode, done.stdout.strip()) == (0, "bug"), done.stderr[-2000:]

@@ -39,7 +39,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pyarrow as pa
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -495,10 +494,10 @@ class _FunctionRuns:
     URL merging and cookie handling (unused here) cost another 0.15 ms of CPU per run."""
 
     def __init__(self, make_pool: Callable[[int], httpx.AsyncBaseTransport], max_concurrency: int) -> None:
-        self._portal_context = start_blocking_portal(
-            name="sutro-remote-runs", backend_options={"use_uvloop": UVLOOP_AVAILABLE}
-        )
-        self._portal: BlockingPortal = self._portal_context.__enter__()
+        # A daemon thread: an interpreter exiting with a backend never closed is not held up by it.
+        self._loop = _new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sutro-remote-runs", daemon=True)
+        self._thread.start()
         pools = -(-max_concurrency // RUNS_PER_POOL)
         self._pools = [make_pool(RUNS_PER_POOL) for _ in range(pools)]
         # LIFO: a light load keeps reusing the same warm connections
@@ -516,15 +515,32 @@ class _FunctionRuns:
             self._lanes.put_nowait(pool)
 
     def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        return self._portal.call(fn, *args)
+        """Run `fn(*args)` on the loop and wait for its result (or its exception)."""
+        return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result()
 
     def close(self) -> None:
         """Close the connections (runs still in flight fail), cancel what still waits (for a lane,
         or out a Retry-After), and end the loop: closing never waits for a run to finish."""
+        self.call(self._shut_down)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    async def _shut_down(self) -> None:
         for pool in dict.fromkeys(self._pools):  # a given transport is shared by every lane
-            self._portal.call(pool.aclose)
-        self._portal.call(self._portal.stop, True)
-        self._portal_context.__exit__(None, None, None)
+            await pool.aclose()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    if UVLOOP_AVAILABLE:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 async def _send_read(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
