@@ -5,9 +5,7 @@ correctly, many multiplexed on few connections."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,23 +18,18 @@ from sutro_sql.backends.remote import RemoteBackend
 from sutro_sql.server import create_app
 from tests.support.engines import KeywordEngine
 from tests.support.fault_server import free_port
+from tests.support.tls import HAS_OPENSSL, self_signed_certificate
 
 hypercorn_asyncio = pytest.importorskip("hypercorn.asyncio")
 from hypercorn.config import Config  # noqa: E402
 
 KEY = "sk_http2_" + "k" * 16
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+pytestmark = pytest.mark.skipif(not HAS_OPENSSL, reason="needs openssl to make a certificate")
 
 
 @pytest.fixture
 def certificate(tmp_path, monkeypatch):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust it, as a user would their CA's
     return cert, key
 
