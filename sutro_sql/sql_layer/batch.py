@@ -75,6 +75,7 @@ class BatchOptions:
     description: str | None = None
     cache: bool = True
     abstain_below: float | None = None
+    stage: str | None = None  # an S3 location to send the rows through (see `sutro_sql.staging`)
     cascade: CascadeRequest | None = None
 
 
@@ -148,6 +149,7 @@ class BatchRunner:
             dry_run=options.dry_run,
             job_name=options.job_name,
             description=options.description,
+            stage=options.stage,
             progress=self.session.progress,
         )
 
@@ -219,6 +221,7 @@ class BatchMaterializer:
         description: str | None,
         cache: bool | None,
         abstain_below: float | None,
+        stage: str | None,
         escalate_to: str | None = None,
         escalate_below: float | None = None,
         target_accuracy: float | None = None,
@@ -234,6 +237,7 @@ class BatchMaterializer:
             description,
             cache is not False,
             check_abstain_below(abstain_below, "sutro_batch"),
+            stage,
             cascade_request(ref, escalate_to, escalate_below, target_accuracy, calibrate_on, "sutro_batch"),
         )
         sql_text = validate_read_query(query)

@@ -6,7 +6,7 @@ Python UDFs behind the SQL surface and the TEMP macros users call:
 - ``sutro_run(fn, input, on_error := 'raise', cache := true, abstain_below := NULL)`` -> `_sutro_run`
   (Arrow UDF; the statement's `txid_current()` lets it tell dedup from cache hits);
 - ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
-  abstain_below)`` -> a
+  abstain_below, stage)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
 - ``sutro_jobs()`` -> a table macro over `_sutro_jobs`;
 - both `sutro_run` and `sutro_batch` also take a cascade: ``escalate_to := NULL, escalate_below :=
@@ -252,6 +252,7 @@ def register(
             "VARCHAR",
             "BOOLEAN",
             "DOUBLE",
+            "VARCHAR",
             *CASCADE_TYPES,
         ],
         "VARCHAR",
@@ -282,8 +283,8 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
         "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL, "
-        f"{CASCADE_PARAMETERS}) AS TABLE SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, "
-        f"dry_run, job_name, description, cache, abstain_below, {CASCADE_ARGUMENTS}))"
+        f"stage := NULL, {CASCADE_PARAMETERS}) AS TABLE SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, "
+        f"dry_run, job_name, description, cache, abstain_below, stage, {CASCADE_ARGUMENTS}))"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL, "
