@@ -2,24 +2,47 @@
 
 The disk layer (and its keys) belong to the Client (`sutro_sql.answer_cache`); this is
 what makes a warm `sutro_run` vector cheap: per (cache, backend, Function, revision), a
-`FunctionAnswers` holds the answers as one Arrow array plus the DuckDB hash of each input
+`FunctionAnswers` holds the answers as Arrow arrays plus the DuckDB hash of each input
 text seen (with its slot), so a warm vector is one vectorized hash lookup, one text
-comparison and one `take`.
+comparison and a dictionary array over the answers it uses (DuckDB reads that without a
+copy of each row's answer).
+
+The memory is bounded in bytes, for the whole process (`MemoryBudget`, set by
+SUTRO_SQL_MEMORY_CACHE_MB): past the bound, the Function holding the most forgets its
+answers (the disk layer keeps them). Slots never leave a `FunctionAnswers` method, so a
+forgetting never leaves a caller holding a slot that now means another answer.
 """
 
 from __future__ import annotations
 
+import bisect
+import sys
 import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import environment
 from ..answers import ANSWER_TYPE
+from ..errors import ConfigurationError
 
-#: Memory layer bound: past this many answers for one Function, start over (the disk layer stays).
-MAX_MEMORY_ANSWERS = 2_000_000
+#: The memory bound when SUTRO_SQL_MEMORY_CACHE_MB is unset (MB, for all Functions together).
+DEFAULT_MEMORY_MB = 1024
+#: Bytes counted per canonical input kept in the dict that finds answers by canonical form,
+#: on top of the string itself (the dict entry and the slot's int).
+_CANONICAL_OVERHEAD = 40
+
+
+def readable_dictionary_size(size: int) -> bool:
+    """Whether DuckDB (2.0.1) reads a dictionary array of `size` answers: one of 2**k - 1 entries
+    fails its conversion of nested values ('Vector::SetSize out of range'), so such a
+    dictionary gets one entry more."""
+    return (size + 1) & size != 0
 
 
 class HashIndex:
@@ -27,14 +50,19 @@ class HashIndex:
     so a vector of hashes is looked up in a few vectorized gathers. New mappings wait in a dict
     and are merged, vectorized, by the next lookup. Not thread-safe (`FunctionAnswers` locks)."""
 
-    _MIX = 0x9E3779B97F4A7C15  # Fibonacci hashing: the slot is the high bits of h * MIX (mod 2**64)
+    _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the slot is the high bits of h * MIX (mod 2**64)
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 16) -> None:
         self._bits = max(4, int(capacity - 1).bit_length())
+        self._shift = np.uint64(64 - self._bits)
         self._keys = np.zeros(1 << self._bits, np.uint64)
         self._entries = np.full(1 << self._bits, -1, np.int64)  # -1: an empty slot
         self._count = 0
         self._pending: dict[int, int] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return self._keys.nbytes + self._entries.nbytes + 100 * len(self._pending)
 
     def set(self, text_hash: int, entry: int) -> None:
         """Map `text_hash` to `entry` (replacing its previous entry)."""
@@ -45,7 +73,7 @@ class HashIndex:
         entry = self._pending.get(text_hash)
         if entry is not None:
             return entry
-        slot = ((text_hash * self._MIX) & 0xFFFF_FFFF_FFFF_FFFF) >> (64 - self._bits)
+        slot = int(self._slots(np.array([text_hash], np.uint64))[0])
         while (entry := int(self._entries[slot])) >= 0:
             if int(self._keys[slot]) == text_hash:
                 return entry
@@ -71,8 +99,7 @@ class HashIndex:
         return found
 
     def _slots(self, hashes: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return ((hashes * np.uint64(self._MIX)) >> np.uint64(64 - self._bits)).astype(np.int64)
+        return ((hashes * self._MIX) >> self._shift).astype(np.int64)  # arrays wrap around silently
 
     def _insert(self, keys: np.ndarray, entries: np.ndarray) -> None:
         """Insert distinct `keys`, keeping the table at most a quarter full (short probe chains)."""
@@ -95,6 +122,16 @@ class HashIndex:
             slots[pending] = (slots[pending] + 1) & (len(self._keys) - 1)
 
 
+@dataclass(frozen=True)
+class Found:
+    """Answers found in memory for some of a vector's distinct inputs: their positions among
+    those inputs, their answers (Arrow), and per answer whether the statement asking computed it."""
+
+    positions: list[int]
+    answers: pa.StructArray
+    computed_now: np.ndarray
+
+
 class FunctionAnswers:
     """In-memory answers of one (backend, Function, revision). Thread-safe.
 
@@ -105,163 +142,288 @@ class FunctionAnswers:
     process): a repeat within the statement that computed an answer is dedup, not a
     cache hit, however DuckDB splits the rows into vectors."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()  # held by callers that check memory and in-flight calls together
-        self._by_hash = HashIndex()  # input hash -> text entry
-        self._texts = _GrowingArray(pa.string())  # text entry -> input text
-        self._text_slots: list[int] = []  # text entry -> answer slot
-        self._text_slots_np = np.empty(0, np.int64)
-        self._by_canonical: dict[str, int] = {}
-        self._answers = _GrowingArray(ANSWER_TYPE)
-        self._epochs: list[int] = []  # answer slot -> the statement that computed it (0: none)
-        self._epochs_np = np.empty(0, np.int64)
-        self._computing_epochs: set[int] = set()  # statements that computed any answer here
+    def __init__(self, budget: MemoryBudget | None = None) -> None:
+        self.lock = threading.RLock()
+        self.budget = budget or MemoryBudget(DEFAULT_MEMORY_MB << 20)
+        self._forget()
 
-    def lookup_rows(self, hashes: np.ndarray, inputs: pa.Array) -> pa.Array | None:
-        """Per row, the answer slot of its input (NULL for NULL input); None if any input is new."""
+    @property
+    def nbytes(self) -> int:
+        """What this memory holds, in bytes (Arrow buffers, index arrays, canonical inputs)."""
+        with self.lock:
+            return (
+                self._answers.nbytes
+                + self._texts.nbytes
+                + self._text_slots.nbytes
+                + self._epochs.nbytes
+                + self._by_hash.nbytes
+                + self._canonical_bytes
+            )
+
+    def __len__(self) -> int:
+        """How many answers are held."""
+        return len(self._answers)
+
+    def answer_rows(self, hashes: np.ndarray, inputs: pa.Array, epoch: int) -> tuple[pa.Array, int] | None:
+        """The warm path: per row, its input's answer (NULL for NULL input), as a dictionary array
+        over the answers the rows use, and how many rows have an answer statement `epoch`
+        computed; None if any input is not in memory."""
         valid = None if inputs.null_count == 0 else inputs.is_valid().to_numpy(zero_copy_only=False)
         with self.lock:
             entries = self._by_hash.lookup(hashes)
+            missing = entries < 0
             if valid is not None:
-                entries[~valid] = 0  # any entry: NULL rows get a NULL slot below
-            if (entries < 0).any():
+                missing &= valid
+                entries[~valid] = 0  # any entry: NULL rows get a NULL answer below
+            if missing.any():
                 return None
-            if len(self._text_slots_np) < len(self._text_slots):
-                self._text_slots_np = np.asarray(self._text_slots, np.int64)
-            known = self._texts.take(pa.array(entries))
-            slots = self._text_slots_np[entries]
+            known = self._texts.take(entries)
+            slots = self._text_slots.array[entries]
+            computed_now = 0
+            if epoch in self._computing_epochs:
+                computed = self._epochs.array[slots] == epoch
+                computed_now = int((computed if valid is None else computed & valid).sum())
+            if len(self._answers) <= len(inputs) and readable_dictionary_size(len(self._answers)):
+                answers = self._answers.whole()  # a small memory: all of it is the dictionary
+            else:  # only the answers this vector uses
+                used, slots = np.unique(slots, return_inverse=True)
+                if not readable_dictionary_size(len(used)):
+                    used = np.append(used, used[0])
+                answers = self._answers.take(used)
         if valid is None:
             if not known.equals(inputs):  # a hash collision: let the slow path sort it out
                 return None
         elif pc.equal(known, inputs).false_count:
             return None
-        return pa.array(slots, mask=None if valid is None else ~valid)
+        mask = None if valid is None else ~valid
+        return pa.DictionaryArray.from_arrays(pa.array(slots, pa.int32(), mask=mask), answers), computed_now
 
-    def slots_for_texts(self, texts: list[str], hashes: list[int]) -> list[int | None]:
+    def find_texts(self, texts: list[str], hashes: list[int], epoch: int) -> Found:
+        """The answers of the input `texts` (with their DuckDB `hashes`) seen before."""
         with self.lock:
             entries = self._by_hash.lookup(np.array(hashes, np.uint64)).tolist()
-            return [
-                None if entry < 0 or self._texts.value(entry) != text else self._text_slots[entry]
-                for text, entry in zip(texts, entries, strict=True)
-            ]
+            positions = [i for i, entry in enumerate(entries) if entry >= 0 and self._texts.value(entry) == texts[i]]
+            return self._found(positions, [self._text_slots.array[entries[i]] for i in positions], epoch)
 
-    def slot_for_canonical(self, canonical: str) -> int | None:
+    def find_canonicals(self, inputs: Iterable[tuple[int, str, int, str]], epoch: int) -> Found:
+        """The answers of (position, text, hash, canonical) inputs whose canonical form is known
+        (another text of the same input, or a `sutro_batch` answer); their texts are learned."""
         with self.lock:
-            return self._by_canonical.get(canonical)
+            positions, slots = [], []
+            for position, text, text_hash, canonical in inputs:
+                slot = self._by_canonical.get(canonical)
+                if slot is not None:
+                    self._learn_text(text, text_hash, slot)
+                    positions.append(position)
+                    slots.append(slot)
+            found = self._found(positions, slots, epoch)
+        self.budget.charge(self)
+        return found
+
+    def add(self, answered: Iterable[tuple[str, int, str, dict[str, Any], int]]) -> None:
+        """Remember (text, hash, canonical, answer row, epoch) tuples: `epoch` is the statement
+        whose call computed the row (0: it was not computed here)."""
+        with self.lock:
+            for text, text_hash, canonical, row, epoch in answered:
+                self._learn_text(text, text_hash, self._remember(canonical, row, epoch))
+        self.budget.charge(self)
+
+    def remember(self, canonical: str, row: dict[str, Any]) -> None:
+        """Remember `row` for `canonical` (unless an answer is held for it already). Without an
+        input text: `sutro_batch` answers are found by canonical form until a `sutro_run` vector
+        maps its text to them (`find_canonicals`)."""
+        with self.lock:
+            self._remember(canonical, row, 0)
+        self.budget.charge(self)
 
     def row_for_canonical(self, canonical: str) -> dict[str, Any] | None:
         with self.lock:
             slot = self._by_canonical.get(canonical)
             return None if slot is None else self._answers.value(slot)
 
-    def remember(self, canonical: str, row: dict[str, Any] | None = None, epoch: int = 0) -> int:
-        """Remember `row` for `canonical` (or reuse the slot already holding it); returns the slot.
-        `epoch`: the statement whose call computed `row` (0: it was not computed here).
-        Without an input text: `sutro_batch` answers are found by canonical form until a
-        `sutro_run` vector maps its text to them (`add`)."""
+    def forget(self) -> None:
+        """Drop every answer held (the disk layer keeps them)."""
         with self.lock:
-            slot = self._by_canonical.get(canonical)
-            if slot is None:
-                if len(self._answers) >= MAX_MEMORY_ANSWERS:
-                    self._clear()
-                slot = len(self._answers)
-                self._answers.append(row)
-                self._epochs.append(epoch)
-                if epoch:
-                    self._computing_epochs.add(epoch)
-                self._by_canonical[canonical] = slot
-            return slot
+            self._forget()
+            self.budget.charge(self)
 
-    def add(self, text: str, text_hash: int, canonical: str, row: dict[str, Any] | None = None, epoch: int = 0) -> int:
-        """Remember `row` for `canonical` (see `remember`) and map the input `text` to its slot."""
-        with self.lock:
-            slot = self.remember(canonical, row, epoch)
-            entry = self._by_hash.get(text_hash)
-            if entry is not None and self._texts.value(entry) == text and self._text_slots[entry] == slot:
-                return slot  # this text is already known
-            self._by_hash.set(text_hash, len(self._text_slots))
-            self._texts.append(text)
-            self._text_slots.append(slot)
-            return slot
+    def _found(self, positions: list[int], slots: list[int], epoch: int) -> Found:
+        slot_array = np.array(slots, np.int64)
+        return Found(positions, self._answers.take(slot_array), self._epochs.array[slot_array] == epoch)
 
-    def computed_during(self, epoch: int) -> bool:
-        """Whether statement `epoch` computed any answer here (a statement that only reads the
-        cache computed none, and its warm vectors need no per-row check)."""
-        return epoch in self._computing_epochs
+    def _remember(self, canonical: str, row: dict[str, Any], epoch: int) -> int:
+        slot = self._by_canonical.get(canonical)
+        if slot is None:
+            slot = len(self._answers)
+            self._answers.append(row)
+            self._epochs.append(epoch)
+            if epoch:
+                self._computing_epochs.add(epoch)
+            self._by_canonical[canonical] = slot
+            self._canonical_bytes += sys.getsizeof(canonical) + _CANONICAL_OVERHEAD
+        return slot
 
-    def computed_in(self, slots: np.ndarray, epoch: int) -> np.ndarray:
-        """Per slot, whether statement `epoch` computed its answer."""
-        with self.lock:
-            if len(self._epochs_np) < len(self._epochs):
-                self._epochs_np = np.asarray(self._epochs, np.int64)
-            return self._epochs_np[slots] == epoch
+    def _learn_text(self, text: str, text_hash: int, slot: int) -> None:
+        entry = self._by_hash.get(text_hash)
+        if entry is not None and self._text_slots.array[entry] == slot and self._texts.value(entry) == text:
+            return  # this text is already known
+        self._by_hash.set(text_hash, len(self._texts))
+        self._texts.append(text)
+        self._text_slots.append(slot)
 
-    def row(self, slot: int) -> dict[str, Any]:
-        return self._answers.value(slot)
-
-    def take(self, slots: pa.Array) -> pa.StructArray:
-        """The answers at `slots` (an int64 array, nulls allowed) as one Arrow array."""
-        with self.lock:
-            return self._answers.take(slots)
-
-    def _clear(self) -> None:
-        self._by_hash = HashIndex()
-        self._texts = _GrowingArray(pa.string())
-        self._text_slots = []
-        self._text_slots_np = np.empty(0, np.int64)
-        self._by_canonical.clear()
-        self._answers = _GrowingArray(ANSWER_TYPE)
-        self._epochs = []
-        self._epochs_np = np.empty(0, np.int64)
-        self._computing_epochs = set()
+    def _forget(self) -> None:
+        self._by_hash = HashIndex()  # input hash -> text entry
+        self._texts = _ArrowColumn(pa.string())  # text entry -> input text
+        self._text_slots = _IntColumn()  # text entry -> answer slot
+        self._by_canonical: dict[str, int] = {}
+        self._canonical_bytes = 0
+        self._answers = _ArrowColumn(ANSWER_TYPE)
+        self._epochs = _IntColumn()  # answer slot -> the statement that computed it (0: none)
+        self._computing_epochs: set[int] = set()  # statements that computed any answer here
 
 
-class _GrowingArray:
-    """An append-only Arrow array: Python values pile up and become a chunk when read; chunks
-    merge when there are many, or on the first read that adds nothing (the warm path), so
-    appends stay cheap and warm reads are one `take` on one array."""
+class MemoryBudget:
+    """The bytes all `FunctionAnswers` of the process may hold together: after a change that
+    goes past the bound, the one holding the most forgets its answers. Its lock is only ever
+    taken last (never while waiting for a `FunctionAnswers`), so it cannot deadlock."""
 
-    MAX_CHUNKS = 8
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._held: weakref.WeakKeyDictionary[FunctionAnswers, int] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        with self._lock:
+            return sum(self._held.values())
+
+    def charge(self, answers: FunctionAnswers) -> None:
+        """Note what `answers` holds now; past the bound, make the largest holder forget."""
+        nbytes = answers.nbytes
+        with self._lock:
+            self._held[answers] = nbytes
+            if sum(self._held.values()) <= self.max_bytes:
+                return
+            largest = max(self._held, key=self._held.__getitem__)
+            if not len(largest):
+                return  # nothing left to forget: the empty structures alone are past the bound
+        largest.forget()
+
+
+class _IntColumn:
+    """An append-only int64 column in a numpy array that doubles when full."""
+
+    def __init__(self) -> None:
+        self._values = np.empty(16, np.int64)
+        self._length = 0
+
+    @property
+    def array(self) -> np.ndarray:
+        return self._values[: self._length]
+
+    @property
+    def nbytes(self) -> int:
+        return self._values.nbytes
+
+    def append(self, value: int) -> None:
+        if self._length == len(self._values):
+            self._values = np.concatenate([self._values, np.empty_like(self._values)])
+        self._values[self._length] = value
+        self._length += 1
+
+
+class _ArrowColumn:
+    """An append-only Arrow column: new Python values wait in a short list and become a chunk
+    when read (or when many are waiting); chunks merge like a binary counter (a new chunk
+    merges with the last while that is no bigger), so appends cost O(log n) copies each and a
+    read takes from a few chunks. No Python copy of the values is kept."""
+
+    PENDING_MAX = 1024
 
     def __init__(self, kind: pa.DataType) -> None:
         self.kind = kind
         self._chunks: list[pa.Array] = []
+        self._starts: list[int] = []  # the first index of each chunk
         self._pending: list[Any] = []
-        self._values: list[Any] = []
+        self._length = 0
+        self._chunk_bytes = 0
 
     def __len__(self) -> int:
-        return len(self._values)
+        return self._length
+
+    @property
+    def nbytes(self) -> int:
+        """The chunks' bytes, and the waiting values' at the chunks' mean (256 before any chunk)."""
+        stored = self._length - len(self._pending)
+        return self._chunk_bytes + len(self._pending) * (self._chunk_bytes // stored if stored else 256)
 
     def append(self, value: Any) -> None:
         self._pending.append(value)
-        self._values.append(value)
+        self._length += 1
+        if len(self._pending) >= self.PENDING_MAX:
+            self._flush()
 
     def value(self, index: int) -> Any:
-        return self._values[index]
+        stored = self._length - len(self._pending)
+        if index >= stored:
+            return self._pending[index - stored]
+        chunk = bisect.bisect_right(self._starts, index) - 1
+        return self._chunks[chunk][index - self._starts[chunk]].as_py()
 
-    def take(self, indices: pa.Array) -> pa.Array:
-        if self._pending:
-            self._chunks.append(pa.array(self._pending, self.kind))
-            self._pending = []
-            if len(self._chunks) > self.MAX_CHUNKS:
-                self._chunks = [pa.concat_arrays(self._chunks)]
-        elif len(self._chunks) > 1:  # nothing new since the last read: merge once for fast takes
-            self._chunks = [pa.concat_arrays(self._chunks)]
+    def whole(self) -> pa.Array:
+        """Every value, as one array."""
+        self._flush()
+        if len(self._chunks) > 1:
+            self._chunks, self._starts = [pa.concat_arrays(self._chunks)], [0]
+        return self._chunks[0] if self._chunks else pa.array([], self.kind)
+
+    def take(self, indices: np.ndarray) -> pa.Array:
+        self._flush()
         if len(self._chunks) == 1:
             return self._chunks[0].take(indices)
         return pa.chunked_array(self._chunks, self.kind).take(indices).combine_chunks()
 
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        chunk = pa.array(self._pending, self.kind)
+        self._pending = []
+        while self._chunks and len(self._chunks[-1]) <= len(chunk):
+            chunk = pa.concat_arrays([self._chunks.pop(), chunk])
+            self._starts.pop()
+        self._starts.append(self._length - len(chunk))
+        self._chunks.append(chunk)
+        self._chunk_bytes = sum(c.nbytes for c in self._chunks)
 
-_MEMORY: dict[tuple[str, str, str, str], FunctionAnswers] = {}
+
+def configured_memory_bytes() -> int:
+    """The memory bound SUTRO_SQL_MEMORY_CACHE_MB sets (DEFAULT_MEMORY_MB when unset)."""
+    setting = environment.get(environment.MEMORY_CACHE_MB)
+    try:
+        megabytes = float(setting) if setting is not None else DEFAULT_MEMORY_MB
+    except ValueError:
+        megabytes = -1.0
+    if not 0 <= megabytes < float("inf"):
+        raise ConfigurationError(
+            f"{environment.MEMORY_CACHE_MB} must be a number of megabytes (0 or more), got {setting!r}"
+        )
+    return int(megabytes * (1 << 20))
+
+
+#: The process's one budget; its bound is read again whenever a session first uses a Function.
+_BUDGET = MemoryBudget(DEFAULT_MEMORY_MB << 20)
+#: The live memories: one lives while a session uses it (the disk layer outlives them all).
+_MEMORY: weakref.WeakValueDictionary[tuple[str, str, str, str], FunctionAnswers] = weakref.WeakValueDictionary()
 _MEMORY_LOCK = threading.Lock()
 
 
 def function_answers(cache_path: str, identity: str, function: str, revision: str) -> FunctionAnswers:
     """The process-wide memory of one (answer cache file, backend, Function, revision), shared by
-    every session over that cache, as the file itself is."""
+    every live session over that cache, as the file itself is."""
     key = (cache_path, identity, function, revision)
+    _BUDGET.max_bytes = configured_memory_bytes()
     with _MEMORY_LOCK:
         answers = _MEMORY.get(key)
         if answers is None:
-            answers = _MEMORY[key] = FunctionAnswers()
+            answers = _MEMORY[key] = FunctionAnswers(_BUDGET)
         return answers
