@@ -38,31 +38,39 @@ DEFAULT_MEMORY_MB = 1024
 _CANONICAL_OVERHEAD = 40
 
 
-def readable_dictionary_size(size: int) -> bool:
-    """Whether DuckDB (2.0.1) reads a dictionary array of `size` answers: one of 2**k - 1 entries
-    fails its conversion of nested values ('Vector::SetSize out of range'), so such a
-    dictionary gets one entry more."""
-    return (size + 1) & size != 0
+def answers_by_row(indices: np.ndarray, answers: pa.Array, null_rows: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Per row, `answers[indices[row]]` (NULL where `null_rows`), as a dictionary array, which
+    DuckDB reads without a copy of each row's answer. DuckDB 2.0.1 fails on a dictionary of
+    2**k - 1 nested values ('Vector::SetSize out of range'), so such a one gets a NULL more."""
+    if (len(answers) + 1) & len(answers) == 0:
+        answers = pa.concat_arrays([answers, pa.nulls(1, answers.type)])
+    rows = pa.array(indices.astype(np.int32, copy=False), mask=null_rows)
+    return pa.DictionaryArray.from_arrays(rows, answers, safe=False)
 
 
 class HashIndex:
-    """uint64 input hash -> int entry: an open-addressing table (linear probing) in numpy arrays,
-    so a vector of hashes is looked up in a few vectorized gathers. New mappings wait in a dict
-    and are merged, vectorized, by the next lookup. Not thread-safe (`FunctionAnswers` locks)."""
+    """uint64 input hash -> int entry, in numpy arrays: a key sits in its home slot (the high bits
+    of h * MIX) of a table kept at most a quarter full, or, when another key holds that slot, in a
+    short sorted spill list. A vector of hashes is looked up with one gather and one binary search
+    for the few that spilled: no probing loops. New mappings wait in a dict and are merged,
+    vectorized, by the next lookup. Not thread-safe (`FunctionAnswers` locks)."""
 
-    _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the slot is the high bits of h * MIX (mod 2**64)
+    _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 
     def __init__(self, capacity: int = 16) -> None:
         self._bits = max(4, int(capacity - 1).bit_length())
         self._shift = np.uint64(64 - self._bits)
         self._keys = np.zeros(1 << self._bits, np.uint64)
         self._entries = np.full(1 << self._bits, -1, np.int64)  # -1: an empty slot
+        self._spilled_keys = np.empty(0, np.uint64)  # sorted
+        self._spilled_entries = np.empty(0, np.int64)
         self._count = 0
         self._pending: dict[int, int] = {}
 
     @property
     def nbytes(self) -> int:
-        return self._keys.nbytes + self._entries.nbytes + 100 * len(self._pending)
+        arrays = (self._keys, self._entries, self._spilled_keys, self._spilled_entries)
+        return sum(array.nbytes for array in arrays) + 100 * len(self._pending)
 
     def set(self, text_hash: int, entry: int) -> None:
         """Map `text_hash` to `entry` (replacing its previous entry)."""
@@ -74,10 +82,13 @@ class HashIndex:
         if entry is not None:
             return entry
         slot = int(self._slots(np.array([text_hash], np.uint64))[0])
-        while (entry := int(self._entries[slot])) >= 0:
-            if int(self._keys[slot]) == text_hash:
-                return entry
-            slot = (slot + 1) & (len(self._keys) - 1)
+        if self._entries[slot] < 0:
+            return None
+        if int(self._keys[slot]) == text_hash:
+            return int(self._entries[slot])
+        at = int(np.searchsorted(self._spilled_keys, np.uint64(text_hash)))
+        if at < len(self._spilled_keys) and int(self._spilled_keys[at]) == text_hash:
+            return int(self._spilled_entries[at])
         return None
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
@@ -87,39 +98,55 @@ class HashIndex:
             self._pending = {}
         slots = self._slots(hashes)
         entries = self._entries[slots]
-        found = np.where(self._keys[slots] == hashes, entries, -1)  # most hashes sit in their first slot
-        pending = np.flatnonzero((found < 0) & (entries >= 0))
-        while len(pending):  # the slot held another hash: probe the next ones
-            slots[pending] = (slots[pending] + 1) & (len(self._keys) - 1)
-            at = slots[pending]
-            entries = self._entries[at]
-            hit = (entries >= 0) & (self._keys[at] == hashes[pending])
-            found[pending[hit]] = entries[hit]
-            pending = pending[(entries >= 0) & ~hit]
+        found = np.where(self._keys[slots] == hashes, entries, -1)
+        if len(self._spilled_keys):
+            elsewhere = np.flatnonzero((found < 0) & (entries >= 0))  # home taken by another key
+            if len(elsewhere):
+                wanted = hashes[elsewhere]
+                at = np.minimum(np.searchsorted(self._spilled_keys, wanted), len(self._spilled_keys) - 1)
+                hit = self._spilled_keys[at] == wanted
+                found[elsewhere[hit]] = self._spilled_entries[at[hit]]
         return found
 
     def _slots(self, hashes: np.ndarray) -> np.ndarray:
         return ((hashes * self._MIX) >> self._shift).astype(np.int64)  # arrays wrap around silently
 
     def _insert(self, keys: np.ndarray, entries: np.ndarray) -> None:
-        """Insert distinct `keys`, keeping the table at most a quarter full (short probe chains)."""
-        if 4 * (self._count + len(keys)) > len(self._keys):
+        """Insert distinct `keys` (replacing the entries of known ones)."""
+        if 4 * (self._count + len(keys)) > len(self._keys):  # grow: insert everything again
             live = self._entries >= 0
-            old_keys, old_entries = self._keys[live], self._entries[live]
+            all_keys = np.concatenate([self._keys[live], self._spilled_keys])
+            all_entries = np.concatenate([self._entries[live], self._spilled_entries])
+            known = np.isin(all_keys, keys)
             self.__init__(4 * (self._count + len(keys)))
-            self._insert(old_keys, old_entries)
+            self._insert(np.concatenate([all_keys[~known], keys]), np.concatenate([all_entries[~known], entries]))
+            return
         slots = self._slots(keys)
-        pending = np.arange(len(keys))
-        while len(pending):
-            at = slots[pending]
-            occupied = self._entries[at] >= 0
-            first = np.zeros(len(pending), bool)
-            first[np.unique(at, return_index=True)[1]] = True  # one new key per empty slot per round
-            writes = (occupied & (self._keys[at] == keys[pending])) | (~occupied & first)
-            self._count += int((writes & ~occupied).sum())
-            self._keys[at[writes]], self._entries[at[writes]] = keys[pending[writes]], entries[pending[writes]]
-            pending = pending[~writes]
-            slots[pending] = (slots[pending] + 1) & (len(self._keys) - 1)
+        taken = self._entries[slots] >= 0
+        home = taken & (self._keys[slots] == keys)  # known, at home: a new entry
+        self._entries[slots[home]] = entries[home]
+        free = np.flatnonzero(~taken)
+        placed = free[np.unique(slots[free], return_index=True)[1]]  # one key per free slot
+        self._keys[slots[placed]], self._entries[slots[placed]] = keys[placed], entries[placed]
+        self._count += len(placed)
+        spill = ~home
+        spill[placed] = False
+        self._spill(keys[spill], entries[spill])
+
+    def _spill(self, keys: np.ndarray, entries: np.ndarray) -> None:
+        """Add keys to the sorted spill list (replacing the entries of known ones)."""
+        if not len(keys):
+            return
+        at = np.searchsorted(self._spilled_keys, keys)
+        known = np.zeros(len(keys), bool)
+        if len(self._spilled_keys):
+            clipped = np.minimum(at, len(self._spilled_keys) - 1)
+            known = self._spilled_keys[clipped] == keys
+            self._spilled_entries[clipped[known]] = entries[known]
+        order = np.argsort(keys[~known], kind="stable")
+        self._spilled_keys = np.insert(self._spilled_keys, at[~known][order], keys[~known][order])
+        self._spilled_entries = np.insert(self._spilled_entries, at[~known][order], entries[~known][order])
+        self._count += int((~known).sum())
 
 
 @dataclass(frozen=True)
@@ -183,20 +210,17 @@ class FunctionAnswers:
             if epoch in self._computing_epochs:
                 computed = self._epochs.array[slots] == epoch
                 computed_now = int((computed if valid is None else computed & valid).sum())
-            if len(self._answers) <= len(inputs) and readable_dictionary_size(len(self._answers)):
-                answers = self._answers.whole()  # a small memory: all of it is the dictionary
+            if len(self._answers) <= len(inputs):  # a small memory: all of it is the dictionary
+                answers = self._answers.whole()
             else:  # only the answers this vector uses
                 used, slots = np.unique(slots, return_inverse=True)
-                if not readable_dictionary_size(len(used)):
-                    used = np.append(used, used[0])
                 answers = self._answers.take(used)
         if valid is None:
             if not known.equals(inputs):  # a hash collision: let the slow path sort it out
                 return None
         elif pc.equal(known, inputs).false_count:
             return None
-        mask = None if valid is None else ~valid
-        return pa.DictionaryArray.from_arrays(pa.array(slots, pa.int32(), mask=mask), answers), computed_now
+        return answers_by_row(slots, answers, None if valid is None else ~valid), computed_now
 
     def find_texts(self, texts: list[str], hashes: list[int], epoch: int) -> Found:
         """The answers of the input `texts` (with their DuckDB `hashes`) seen before."""
@@ -274,11 +298,11 @@ class FunctionAnswers:
     def _forget(self) -> None:
         self._by_hash = HashIndex()  # input hash -> text entry
         self._texts = _ArrowColumn(pa.string())  # text entry -> input text
-        self._text_slots = _IntColumn()  # text entry -> answer slot
+        self._text_slots = _IntColumn(np.int32)  # text entry -> answer slot
         self._by_canonical: dict[str, int] = {}
         self._canonical_bytes = 0
         self._answers = _ArrowColumn(ANSWER_TYPE)
-        self._epochs = _IntColumn()  # answer slot -> the statement that computed it (0: none)
+        self._epochs = _IntColumn(np.int64)  # answer slot -> the statement that computed it (0: none)
         self._computing_epochs: set[int] = set()  # statements that computed any answer here
 
 
@@ -311,10 +335,10 @@ class MemoryBudget:
 
 
 class _IntColumn:
-    """An append-only int64 column in a numpy array that doubles when full."""
+    """An append-only int column in a numpy array that doubles when full."""
 
-    def __init__(self) -> None:
-        self._values = np.empty(16, np.int64)
+    def __init__(self, kind: type[np.integer]) -> None:
+        self._values = np.empty(16, kind)
         self._length = 0
 
     @property

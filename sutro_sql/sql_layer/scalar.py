@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from ..answers import ANSWER_TYPE, abstain, check_abstain_below, error_row
 from ..errors import QueryError, SutroSQLError, ValidationError
 from ..inputs import FunctionRef, row_failure
-from .cache import Found, FunctionAnswers, readable_dictionary_size
+from .cache import Found, FunctionAnswers, answers_by_row
 from .session import SutroSession, binding_a_relation
 
 ON_ERROR_MODES = ("raise", "null")
@@ -206,20 +206,16 @@ def _spread(parts: list[Found], inputs: int, indices: pa.Array) -> pa.Dictionary
     for part in parts:
         order[part.positions] = np.arange(start, start + len(part.positions), dtype=np.int32)
         start += len(part.positions)
-    answers = [part.answers for part in parts]
-    if not readable_dictionary_size(start):
-        answers.append(pa.nulls(1, ANSWER_TYPE))
-    dictionary = pa.concat_arrays(answers)
-    rows = order[indices.fill_null(0).to_numpy()]
-    mask = None if indices.null_count == 0 else indices.is_null().to_numpy(zero_copy_only=False)
-    return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32(), mask=mask), dictionary)
+    dictionary = pa.concat_arrays([part.answers for part in parts])
+    null_rows = None if indices.null_count == 0 else indices.is_null().to_numpy(zero_copy_only=False)
+    return answers_by_row(order[indices.fill_null(0).to_numpy()], dictionary, null_rows)
 
 
 def _abstain(result: pa.DictionaryArray, below: float | None) -> pa.DictionaryArray:
     """Abstention applied once per distinct answer (the dictionary), not per row."""
     if below is None:
         return result
-    return pa.DictionaryArray.from_arrays(result.indices, abstain(result.dictionary, below))
+    return pa.DictionaryArray.from_arrays(result.indices, abstain(result.dictionary, below), safe=False)
 
 
 def _call_options(options: pa.Array) -> RunOptions:
