@@ -32,7 +32,10 @@ def text(i: int) -> str:
 
 
 def remember(memory: FunctionAnswers, numbers: range) -> None:
-    memory.add((text(i), 1_000_003 * i, f"canonical {i}", answer(i), 0) for i in numbers)
+    rows = pa.array([answer(i) for i in numbers], ANSWER_TYPE)
+    memory.add(
+        [text(i) for i in numbers], [1_000_003 * i for i in numbers], [f"c{i}" for i in numbers], rows, [0] * len(rows)
+    )
 
 
 def test_memory_stays_under_its_byte_bound_and_answers_what_it_holds():
@@ -46,7 +49,7 @@ def test_memory_stays_under_its_byte_bound_and_answers_what_it_holds():
     held = memory.find_texts([text(i) for i in range(4010)], [1_000_003 * i for i in range(4010)], epoch=1)
     assert set(range(4000, 4010)) <= set(held.positions) and len(held.positions) < 4000
     assert held.answers.to_pylist() == [answer(i) for i in held.positions]
-    assert memory.row_for_canonical(f"canonical {held.positions[0]}") == answer(held.positions[0])
+    assert memory.row_for_canonical(f"c{held.positions[0]}") == answer(held.positions[0])
 
 
 def test_past_the_bound_the_memory_holding_the_most_forgets():
@@ -57,13 +60,13 @@ def test_past_the_bound_the_memory_holding_the_most_forgets():
     for start in range(50, 2000, 50):
         remember(large, range(start, start + 50))
         assert budget.used <= budget.max_bytes
-    assert len(small) == 50 and small.row_for_canonical("canonical 7") == answer(7)
+    assert len(small) == 50 and small.row_for_canonical("c7") == answer(7)
     assert len(large) < 2000
 
 
 def test_a_hash_collision_never_returns_another_inputs_answer():
     memory = FunctionAnswers()
-    memory.add([('{"text":"a"}', 42, "a", answer(1), 0)])
+    memory.add(['{"text":"a"}'], [42], ["a"], pa.array([answer(1)], ANSWER_TYPE), [0])
     other = pa.array(['{"text":"b"}'])  # a different input with the same hash
     assert memory.answer_rows(np.array([42], np.uint64), other, epoch=1) is None
     assert memory.find_texts(['{"text":"b"}'], [42], epoch=1).positions == []

@@ -244,12 +244,30 @@ class FunctionAnswers:
         self.budget.charge(self)
         return found
 
-    def add(self, answered: Iterable[tuple[str, int, str, dict[str, Any], int]]) -> None:
-        """Remember (text, hash, canonical, answer row, epoch) tuples: `epoch` is the statement
-        whose call computed the row (0: it was not computed here)."""
+    def add(
+        self, texts: list[str], hashes: list[int], canonicals: list[str], answers: pa.StructArray, epochs: list[int]
+    ) -> None:
+        """Remember, per input text (with its DuckDB hash and canonical form), its answer (one
+        Arrow row each) and the statement whose call computed it (0: it was not computed here).
+        The texts are ones `find_texts` did not find (one met again is only mapped anew)."""
         with self.lock:
-            for text, text_hash, canonical, row, epoch in answered:
-                self._learn_text(text, text_hash, self._remember(canonical, row, epoch))
+            first = len(self._answers)
+            slots: list[int] = []
+            new: list[int] = []  # the inputs whose canonical form has no answer yet
+            for i, canonical in enumerate(canonicals):
+                slot = self._by_canonical.get(canonical)
+                if slot is None:
+                    slot = self._by_canonical[canonical] = first + len(new)
+                    self._canonical_bytes += sys.getsizeof(canonical) + _CANONICAL_OVERHEAD
+                    new.append(i)
+                slots.append(slot)
+            if new:
+                self._answers.extend(answers if len(new) == len(answers) else answers.take(new))
+                computed_by = [epochs[i] for i in new]
+                self._epochs.extend(computed_by)
+                self._computing_epochs.update(filter(None, computed_by))
+            for text, text_hash, slot in zip(texts, hashes, slots, strict=True):
+                self._learn_text(text, text_hash, slot)
         self.budget.charge(self)
 
     def remember(self, canonical: str, row: dict[str, Any]) -> None:
@@ -288,9 +306,8 @@ class FunctionAnswers:
         return slot
 
     def _learn_text(self, text: str, text_hash: int, slot: int) -> None:
-        entry = self._by_hash.get(text_hash)
-        if entry is not None and self._text_slots.array[entry] == slot and self._texts.value(entry) == text:
-            return  # this text is already known
+        """Map a text not found by its hash to `slot` (a text met twice, by concurrent vectors, only
+        takes an entry more)."""
         self._by_hash.set(text_hash, len(self._texts))
         self._texts.append(text)
         self._text_slots.append(slot)
@@ -350,10 +367,16 @@ class _IntColumn:
         return self._values.nbytes
 
     def append(self, value: int) -> None:
-        if self._length == len(self._values):
-            self._values = np.concatenate([self._values, np.empty_like(self._values)])
-        self._values[self._length] = value
-        self._length += 1
+        self.extend([value])
+
+    def extend(self, values: list[int]) -> None:
+        end = self._length + len(values)
+        if end > len(self._values):
+            grown = np.empty(max(end, 2 * len(self._values)), self._values.dtype)
+            grown[: self._length] = self._values[: self._length]
+            self._values = grown
+        self._values[self._length : end] = values
+        self._length = end
 
 
 class _ArrowColumn:
@@ -387,6 +410,14 @@ class _ArrowColumn:
         if len(self._pending) >= self.PENDING_MAX:
             self._flush()
 
+    def extend(self, values: pa.Array) -> None:
+        """Append an Arrow array of values."""
+        if not len(values):
+            return
+        self._flush()
+        self._length += len(values)
+        self._add_chunk(values)
+
     def value(self, index: int) -> Any:
         stored = self._length - len(self._pending)
         if index >= stored:
@@ -412,6 +443,9 @@ class _ArrowColumn:
             return
         chunk = pa.array(self._pending, self.kind)
         self._pending = []
+        self._add_chunk(chunk)
+
+    def _add_chunk(self, chunk: pa.Array) -> None:
         while self._chunks and len(self._chunks[-1]) <= len(chunk):
             chunk = pa.concat_arrays([self._chunks.pop(), chunk])
             self._starts.pop()

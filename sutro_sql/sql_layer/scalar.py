@@ -174,8 +174,8 @@ class ScalarRunner:
             return None
         positions: list[int] = []
         rows: list[dict[str, Any]] = []
-        computed_now: list[bool] = []
-        learned: list[tuple[str, int, str, dict[str, Any], int]] = []
+        canonicals: list[str] = []
+        computed_by: list[int] = []  # per answer, the statement that computed it (0: the cache had it)
         client = self.session.client
         for canonical, answer in client.answer_inputs(ref, payloads, cache=use_cache, epoch=epoch).items():
             indices = pending[canonical]
@@ -183,15 +183,17 @@ class ScalarRunner:
                 for i in indices:
                     failures[i] = answer
                 continue
-            computed_by = 0 if answer.cached else epoch
             for i in indices:
                 positions.append(i)
                 rows.append(answer.row)
-                computed_now.append(not answer.cached)
-                learned.append((texts[i], hashes[i], canonical, answer.row, computed_by))
-        if use_cache:
-            answers.add(learned)
-        return Found(positions, pa.array(rows, ANSWER_TYPE), np.array(computed_now, bool))
+                canonicals.append(canonical)
+                computed_by.append(0 if answer.cached else epoch)
+        computed = pa.array(rows, ANSWER_TYPE)
+        if use_cache and positions:
+            answers.add(
+                [texts[i] for i in positions], [hashes[i] for i in positions], canonicals, computed, computed_by
+            )
+        return Found(positions, computed, np.array(computed_by, np.int64) == epoch)
 
     def _count_rows(self, **deltas: int) -> None:
         if not binding_a_relation():
