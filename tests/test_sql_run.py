@@ -340,3 +340,22 @@ def test_a_vector_of_new_inputs_reaches_the_local_engine_in_a_few_batched_calls(
         assert one["output"] == dict(rows)[7]  # the batched answer is the one-row answer
     finally:
         backend.close()
+
+
+def test_after_a_fatal_error_a_vector_sends_none_of_its_other_inputs(local_backend):
+    class Unreachable:
+        """A backend answering one input per call, whose deployment is down."""
+
+        identity, home = local_backend.identity, local_backend.home
+        get_function_spec = local_backend.get_function_spec
+        calls = 0
+
+        def run_function(self, name, input, **kwargs):
+            Unreachable.calls += 1
+            raise sutro_sql.BackendUnavailableError("cannot connect (ConnectError)")
+
+    con = connect(backend=Unreachable(), max_concurrency=2, progress=False)
+    make_leads(con, 200, 200)
+    with pytest.raises(duckdb.Error, match="cannot connect"):
+        con.sql(f"SELECT {RUN} FROM leads").fetchall()
+    assert 1 <= Unreachable.calls <= 2  # at most one call in flight per worker when the first failed
