@@ -67,3 +67,13 @@ class InstantBackend:
 
     def close(self) -> None:
         pass
+
+
+class InstantBatchBackend(InstantBackend):
+    """`InstantBackend` that also answers many inputs in one call (`RunsFunctionsInBatches`), as
+    the embedded deployment does."""
+
+    def run_function_many(
+        self, name: str, inputs: list[dict[str, Any] | str], *, confidence_scoring: bool = True
+    ) -> list[dict[str, Any]]:
+        return [self.run_function(name, input, confidence_scoring=confidence_scoring) for input in inputs]

@@ -49,7 +49,7 @@ def test_memory_stays_under_its_byte_bound_and_answers_what_it_holds():
     held = memory.find_texts([text(i) for i in range(4010)], [1_000_003 * i for i in range(4010)], epoch=1)
     assert set(range(4000, 4010)) <= set(held.positions) and len(held.positions) < 4000
     assert held.answers.to_pylist() == [answer(i) for i in held.positions]
-    assert memory.row_for_canonical(f"c{held.positions[0]}") == answer(held.positions[0])
+    assert memory.rows_for_canonicals([f"c{held.positions[0]}", "unknown"]) == [answer(held.positions[0]), None]
 
 
 def test_past_the_bound_the_memory_holding_the_most_forgets():
@@ -60,7 +60,7 @@ def test_past_the_bound_the_memory_holding_the_most_forgets():
     for start in range(50, 2000, 50):
         remember(large, range(start, start + 50))
         assert budget.used <= budget.max_bytes
-    assert len(small) == 50 and small.row_for_canonical("c7") == answer(7)
+    assert len(small) == 50 and small.rows_for_canonicals(["c7"]) == [answer(7)]
     assert len(large) < 2000
 
 

@@ -155,7 +155,7 @@ class BatchRunner:
         None; all None when the cache is off."""
         if not use_cache:
             return [None] * len(canonicals)
-        rows = [memory.row_for_canonical(c) for c in canonicals]
+        rows = memory.rows_for_canonicals(canonicals)
         unknown = [i for i, row in enumerate(rows) if row is None]
         stored = self.session.client.cached_answers(ref, [canonicals[i] for i in unknown])
         for i, row in zip(unknown, stored, strict=True):

@@ -15,7 +15,6 @@ forgetting never leaves a caller holding a slot that now means another answer.
 
 from __future__ import annotations
 
-import bisect
 import sys
 import threading
 import weakref
@@ -225,9 +224,13 @@ class FunctionAnswers:
     def find_texts(self, texts: list[str], hashes: list[int], epoch: int) -> Found:
         """The answers of the input `texts` (with their DuckDB `hashes`) seen before."""
         with self.lock:
-            entries = self._by_hash.lookup(np.array(hashes, np.uint64)).tolist()
-            positions = [i for i, entry in enumerate(entries) if entry >= 0 and self._texts.value(entry) == texts[i]]
-            return self._found(positions, [self._text_slots.array[entries[i]] for i in positions], epoch)
+            entries = self._by_hash.lookup(np.array(hashes, np.uint64))
+            candidates = np.flatnonzero(entries >= 0)
+            if len(candidates):  # confirmed by text: a hash collision is not a match
+                known = self._texts.take(entries[candidates])
+                same = pc.equal(known, pa.array([texts[i] for i in candidates], pa.string()))
+                candidates = candidates[same.to_numpy(zero_copy_only=False)]
+            return self._found(candidates.tolist(), self._text_slots.array[entries[candidates]].tolist(), epoch)
 
     def find_canonicals(self, inputs: Iterable[tuple[int, str, int, str]], epoch: int) -> Found:
         """The answers of (position, text, hash, canonical) inputs whose canonical form is known
@@ -278,10 +281,13 @@ class FunctionAnswers:
             self._remember(canonical, row, 0)
         self.budget.charge(self)
 
-    def row_for_canonical(self, canonical: str) -> dict[str, Any] | None:
+    def rows_for_canonicals(self, canonicals: list[str]) -> list[dict[str, Any] | None]:
+        """Per canonical input, the answer held for it, or None (one `take` for them all)."""
         with self.lock:
-            slot = self._by_canonical.get(canonical)
-            return None if slot is None else self._answers.value(slot)
+            slots = [self._by_canonical.get(canonical) for canonical in canonicals]
+            held = [slot for slot in slots if slot is not None]
+            rows = iter(self._answers.take(np.array(held, np.int64)).to_pylist() if held else [])
+        return [None if slot is None else next(rows) for slot in slots]
 
     def forget(self) -> None:
         """Drop every answer held (the disk layer keeps them)."""
@@ -390,7 +396,6 @@ class _ArrowColumn:
     def __init__(self, kind: pa.DataType) -> None:
         self.kind = kind
         self._chunks: list[pa.Array] = []
-        self._starts: list[int] = []  # the first index of each chunk
         self._pending: list[Any] = []
         self._length = 0
         self._chunk_bytes = 0
@@ -418,18 +423,11 @@ class _ArrowColumn:
         self._length += len(values)
         self._add_chunk(values)
 
-    def value(self, index: int) -> Any:
-        stored = self._length - len(self._pending)
-        if index >= stored:
-            return self._pending[index - stored]
-        chunk = bisect.bisect_right(self._starts, index) - 1
-        return self._chunks[chunk][index - self._starts[chunk]].as_py()
-
     def whole(self) -> pa.Array:
         """Every value, as one array."""
         self._flush()
         if len(self._chunks) > 1:
-            self._chunks, self._starts = [pa.concat_arrays(self._chunks)], [0]
+            self._chunks = [pa.concat_arrays(self._chunks)]
         return self._chunks[0] if self._chunks else pa.array([], self.kind)
 
     def take(self, indices: np.ndarray) -> pa.Array:
@@ -448,8 +446,6 @@ class _ArrowColumn:
     def _add_chunk(self, chunk: pa.Array) -> None:
         while self._chunks and len(self._chunks[-1]) <= len(chunk):
             chunk = pa.concat_arrays([self._chunks.pop(), chunk])
-            self._starts.pop()
-        self._starts.append(self._length - len(chunk))
         self._chunks.append(chunk)
         self._chunk_bytes = sum(c.nbytes for c in self._chunks)
 
