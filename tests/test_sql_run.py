@@ -247,6 +247,12 @@ def test_function_name_must_be_a_literal(con):
         sql(con, "SELECT sutro_run(fn, {'query': 'q', 'region': 'r'}) FROM t")
 
 
+def test_options_must_be_the_same_on_every_row(con):
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('raise'), ('null')) v(mode)")
+    with pytest.raises(duckdb.Error, match="on_error, cache and abstain_below must be literals"):
+        con.sql("SELECT sutro_run('lead-qualifier', {'query': 'q', 'region': 'r'}, on_error := mode) FROM t").fetchall()
+
+
 def test_usage_and_cost_are_counted_exactly(con, counting):
     make_leads(con, 30, 6)
     con.sql(f"SELECT {RUN} FROM leads").fetchall()
