@@ -15,6 +15,7 @@ the same statement is then not reported as cached, since it was not there before
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from concurrent.futures import CancelledError, ThreadPoolExecutor
@@ -181,24 +182,26 @@ class RealtimeCalls:
                 self._computed.pop(next(iter(self._computed)))
 
     def _run(self, ref: FunctionRef, group: _CallGroup, confidence_scoring: bool) -> None:
-        """Compute every input of `group` on the pool, and settle it: `max_concurrency` tasks
-        pulling one input at a time or, when the backend answers many inputs in one call (the
-        embedded engine encodes a batch at once), at most `max_concurrency` batched calls."""
+        """Compute every input of `group` and settle it: `max_concurrency` workers pulling one
+        input at a time or, when the backend answers many inputs in one call (the embedded engine
+        encodes a batch at once), at most `max_concurrency` batched calls. The calling thread is
+        one of them (it would only wait otherwise); the others run on the pool."""
         count = len(group.payloads)
+        if count > 1 and isinstance(self.backend, RunsFunctionsInBatches):
+            size = max(MIN_BATCH_INPUTS, -(-count // self.max_concurrency))
+            work = [
+                functools.partial(
+                    self._call_many, ref, group, range(start, min(start + size, count)), confidence_scoring
+                )
+                for start in range(0, count, size)
+            ]
+        else:
+            work = [functools.partial(self._call_each, ref, group, confidence_scoring)] * min(
+                count, self.max_concurrency
+            )
         try:
-            if count > 1 and isinstance(self.backend, RunsFunctionsInBatches):
-                size = max(MIN_BATCH_INPUTS, -(-count // self.max_concurrency))
-                tasks = [
-                    self._executor.submit(
-                        self._call_many, ref, group, range(start, min(start + size, count)), confidence_scoring
-                    )
-                    for start in range(0, count, size)
-                ]
-            else:
-                tasks = [
-                    self._executor.submit(self._call_each, ref, group, confidence_scoring)
-                    for _ in range(min(count, self.max_concurrency))
-                ]
+            tasks = [self._executor.submit(call) for call in work[1:]]
+            work[0]()
             for task in tasks:
                 try:
                     task.result()
