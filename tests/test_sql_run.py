@@ -247,10 +247,14 @@ def test_function_name_must_be_a_literal(con):
         sql(con, "SELECT sutro_run(fn, {'query': 'q', 'region': 'r'}) FROM t")
 
 
-def test_options_must_be_the_same_on_every_row(con):
-    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('raise'), ('null')) v(mode)")
+def test_options_must_be_the_same_on_every_row_even_with_every_input_cached(con):
+    lead = "{'query': 'q', 'region': 'r'}"
+    con.sql(f"SELECT sutro_run('lead-qualifier', {lead}, abstain_below := 0.5)").fetchall()  # now in memory
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('lead-qualifier', 0.5), ('ticket-triage', 0.9)) v(fn, p)")
     with pytest.raises(duckdb.Error, match="on_error, cache and abstain_below must be literals"):
-        con.sql("SELECT sutro_run('lead-qualifier', {'query': 'q', 'region': 'r'}, on_error := mode) FROM t").fetchall()
+        con.sql(f"SELECT sutro_run('lead-qualifier', {lead}, abstain_below := p) FROM t").fetchall()
+    with pytest.raises(duckdb.Error, match="must be a string literal"):
+        con.sql(f"SELECT sutro_run(fn, {lead}, abstain_below := 0.5) FROM t").fetchall()
 
 
 def test_usage_and_cost_are_counted_exactly(con, counting):
