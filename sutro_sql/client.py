@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from . import environment
 from .answer_cache import AnswerCache, answer_key
-from .answers import job_answer_rows, response_from_row
+from .answers import PROVENANCE_FIELDS, SOURCE_JOB, cached_row, job_answer_rows, provenance, response_from_row
 from .backends import open_backend
 from .backends.base import (
     TERMINAL_STATUSES,
@@ -67,7 +67,13 @@ DEFAULT_MAX_CONCURRENCY = 8
 
 
 class FunctionRunResult(dict):
-    """The v1 run response (a dict, so every field survives) with the SDK's properties."""
+    """The v1 run response (a dict, so every field survives) with the SDK's properties, and
+    `provenance`: where the answer came from, as the `sutro_run` STRUCT says it (function,
+    revision, engine, job_id, source, escalated)."""
+
+    def __init__(self, response: dict[str, Any], provenance: dict[str, Any] | None = None) -> None:
+        super().__init__(response)
+        self.provenance = provenance or {}
 
     @property
     def output(self) -> Any:
@@ -251,7 +257,9 @@ class Client:
             spec = self.backend.get_function_spec(name)
         except NotFoundError as exc:
             raise NotFoundError(f"unknown Function {name!r} on backend {self.backend.identity}: {exc.detail}") from None
-        ref = FunctionRef(name, spec)
+        # a Function without a spec runs on a remote deployment: identity is "remote:<its URL>"
+        deployment = None if spec is not None else self.backend.identity.removeprefix("remote:")
+        ref = FunctionRef(name, spec, deployment)
         self._functions[name] = (ref, now)
         return ref
 
@@ -289,7 +297,8 @@ class Client:
             raise answer
         if answer.cached:
             self.stats.count(cache_hits=1)
-        return FunctionRunResult(answer.response if answer.response is not None else response_from_row(ref, answer.row))
+        response = answer.response if answer.response is not None else response_from_row(ref, answer.row)
+        return FunctionRunResult(response, {name: answer.row.get(name) for name in PROVENANCE_FIELDS})
 
     def answer_inputs(
         self, ref: FunctionRef, payloads: dict[str, Any], *, cache: bool = True, epoch: int | None = None
@@ -311,7 +320,7 @@ class Client:
             return [None] * len(canonicals)
         keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
         stored = self.answers.get_many(keys)
-        return [stored.get(key) for key in keys]
+        return [None if key not in stored else cached_row(ref, stored[key]) for key in keys]
 
     def remember_answers(self, ref: FunctionRef, answered: list[tuple[str, dict[str, Any]]]) -> None:
         """Cache (canonical input, `sutro_run` value) pairs, e.g. a batch job's good rows."""
@@ -452,7 +461,8 @@ class Client:
         results = self.backend.get_job_results(job_id)
         if results.num_rows != expected_rows:
             raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {expected_rows} input rows")
-        return job_answer_rows(ref.kind, results)
+        made = provenance(ref, SOURCE_JOB, job_id)
+        return [row | made for row in job_answer_rows(ref.kind, results)]
 
     def _known_job(self, content_key: str, dry_run: bool) -> str | None:
         """The job this content already has on this backend, unless it failed or was cancelled:

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import environment
 from .answer_cache import AnswerCache, answer_key
-from .answers import answer_row
+from .answers import cached_row, engine_row
 from .backends.base import Backend, RunsFunctionsInBatches
 from .errors import CacheMissError, ConfigurationError, SutroSQLError
 from .inputs import FunctionRef
@@ -55,7 +55,7 @@ class Answer:
 def _computed(ref: FunctionRef, response: dict[str, Any], usage: Stats) -> Answer:
     """The Answer of a response a call of this pool got, its usage added to `usage`."""
     usage.count_usage(response.get("usage"))
-    return Answer(answer_row(response, ref.kind), response, False)
+    return Answer(engine_row(response, ref), response, False)
 
 
 class _CallGroup:
@@ -127,7 +127,8 @@ class RealtimeCalls:
                 computed_here = self._computed.get(epoch, set()) if epoch is not None else set()
                 for canonical, key in keys.items():
                     if key in stored:
-                        results[canonical] = Answer(stored[key], None, key not in computed_here)
+                        cached = key not in computed_here
+                        results[canonical] = Answer(cached_row(ref, stored[key], cached=cached), None, cached)
         if self.replay:
             for canonical in payloads:
                 results.setdefault(canonical, replay_miss(ref.name))

@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sutro_sql.answers import ANSWER_TYPE
+from sutro_sql.answers import ANSWER_TYPE, SOURCE_CACHE, SOURCE_ENGINE, provenance
+from sutro_sql.inputs import FunctionRef
 from sutro_sql.sql_layer import connect, session_for
 from sutro_sql.sql_layer.cache import FunctionAnswers, MemoryBudget
 
@@ -24,7 +25,12 @@ def answer(i: int) -> dict:
         "rationale": f"because of input number {i}, which says so at some length",
         "usage": {"input_tokens": i, "output_tokens": 1},
         "error": None,
-    }
+    } | provenance(FunctionRef("lead-qualifier"), SOURCE_ENGINE)
+
+
+def read_back(row: dict) -> dict:
+    """What memory gives back for a row another statement computed."""
+    return row | {"source": SOURCE_CACHE}
 
 
 def text(i: int) -> str:
@@ -48,7 +54,7 @@ def test_memory_stays_under_its_byte_bound_and_answers_what_it_holds():
     remember(memory, range(4000, 4010))
     held = memory.find_texts([text(i) for i in range(4010)], [1_000_003 * i for i in range(4010)], epoch=1)
     assert set(range(4000, 4010)) <= set(held.positions) and len(held.positions) < 4000
-    assert held.answers.to_pylist() == [answer(i) for i in held.positions]
+    assert held.answers.to_pylist() == [read_back(answer(i)) for i in held.positions]
     assert memory.rows_for_canonicals([f"c{held.positions[0]}", "unknown"]) == [answer(held.positions[0]), None]
 
 
@@ -71,7 +77,7 @@ def test_a_hash_collision_never_returns_another_inputs_answer():
     assert memory.answer_rows(np.array([42], np.uint64), other, epoch=1) is None
     assert memory.find_texts(['{"text":"b"}'], [42], epoch=1).positions == []
     rows, computed_now = memory.answer_rows(np.array([42, 42], np.uint64), pa.array(['{"text":"a"}', None]), epoch=1)
-    assert rows.to_pylist() == [answer(1), None] and computed_now == 0
+    assert rows.to_pylist() == [read_back(answer(1)), None] and computed_now == 0
 
 
 def test_a_bad_memory_setting_is_refused_by_name(local_backend, monkeypatch):
@@ -93,6 +99,11 @@ def rows_of(con, extra: str = "") -> list:
     return con.sql(f"SELECT id, sutro_run('lead-qualifier', s{extra}) FROM leads ORDER BY id").fetchall()
 
 
+def as_read_back(rows: list) -> list:
+    """`rows` as a later statement reads them: the same answers, with `source` 'cache'."""
+    return [(i, a if a is None else read_back(a)) for i, a in rows]
+
+
 @pytest.mark.parametrize("distinct", [1, 3, 7, 300])  # 2**k - 1 answers: a dictionary size DuckDB needs padded
 def test_warm_answers_are_identical_to_cold_ones(local_backend, distinct):
     con = connect(backend=local_backend, progress=False)
@@ -102,7 +113,8 @@ def test_warm_answers_are_identical_to_cold_ones(local_backend, distinct):
     cold_abstained = rows_of(con, ", abstain_below := 0.99")
     assert stats.calls == distinct
     session_for(con).reset_stats()
-    assert rows_of(con) == cold and rows_of(con, ", abstain_below := 0.99") == cold_abstained
+    assert {a["source"] for _, a in cold if a} == {"engine"}
+    assert rows_of(con) == as_read_back(cold) and rows_of(con, ", abstain_below := 0.99") == cold_abstained
     answered = sum(1 for _, a in cold if a is not None)
     assert (session_for(con).stats.calls, session_for(con).stats.cache_hits) == (0, 2 * answered)
     assert [a for _, a in cold if a is not None] and all(a is None for i, a in cold if i % 11 == 5)
@@ -116,7 +128,7 @@ def test_warm_answers_from_a_memory_larger_than_a_vector_are_identical_to_cold_o
     leads(con, 5000, 500)
     cold = rows_of(con)
     session_for(con).reset_stats()
-    assert rows_of(con) == cold
+    assert rows_of(con) == as_read_back(cold)
     assert session_for(con).stats.calls == 0
 
 
@@ -135,7 +147,7 @@ def test_a_small_memory_bound_keeps_answers_right_and_the_disk_layer_answers(loc
     assert all(a["response"] == expected[i]["response"] for i, a in cold if a is not None)
     calls = len(counting.run_calls)
     session_for(con).reset_stats()
-    assert rows_of(con) == cold
+    assert rows_of(con) == as_read_back(cold)  # from memory, else from disk
     assert len(counting.run_calls) == calls and session_for(con).stats.calls == 0
     assert session_for(con).stats.cache_hits == sum(1 for _, a in cold if a is not None)
     assert pa.array([a for _, a in cold if a], ANSWER_TYPE).field("error").null_count == len(expected)

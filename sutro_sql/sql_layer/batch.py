@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, abstain, check_abstain_below
+from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, PROVENANCE_FIELDS, abstain, check_abstain_below, from_cache
 from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
@@ -117,7 +117,7 @@ class BatchRunner:
                 for canonical, row in good:
                     memory.remember(canonical, row)
                 session.client.remember_answers(ref, good)
-        answers = pa.array(rows, ANSWER_TYPE)
+        answers = from_cache(pa.array(rows, ANSWER_TYPE), np.isin(np.arange(len(rows)), hits))
         rows_per_input = np.bincount(distinct.codes, minlength=len(rows))
         failed = int(rows_per_input[answers.field("error").is_valid().to_numpy(zero_copy_only=False)].sum())
         session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
@@ -279,11 +279,12 @@ class BatchMaterializer:
         answers = abstain(answered.answers, options.abstain_below)
         columns = batch_columns(ref, answers)
         first_name = options.id_column or "row_id"
-        clash = {first_name, "confidence_score", "error"} & set(columns)
+        clash = {first_name, "confidence_score", "error", *PROVENANCE_FIELDS} & set(columns)
         if clash:
             raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
         columns["confidence_score"] = answers.field("confidence")
         columns["error"] = answers.field("error")
+        columns.update((name, answers.field(name)) for name in PROVENANCE_FIELDS)
         per_row = pa.table(columns).take(pa.array(answered.codes))  # distinct inputs -> rows, in query order
         if options.id_column is None:
             first = pa.array(np.arange(spool.rows, dtype=np.int64))

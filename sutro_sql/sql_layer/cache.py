@@ -5,7 +5,8 @@ what makes a warm `sutro_run` vector cheap: per (cache, backend, Function, revis
 `FunctionAnswers` holds the answers as Arrow arrays plus the DuckDB hash of each input
 text seen (with its slot), so a warm vector is one vectorized hash lookup, one text
 comparison and a dictionary array over the answers it uses (DuckDB reads that without a
-copy of each row's answer).
+copy of each row's answer). Answers read back say `source` 'cache', unless the statement
+reading them computed them.
 
 The memory is bounded in bytes, for the whole process (`MemoryBudget`, set by
 SUTRO_SQL_MEMORY_CACHE_MB): past the bound, the Function holding the most forgets its
@@ -27,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import environment
-from ..answers import ANSWER_TYPE
+from ..answers import ANSWER_TYPE, from_cache
 from ..errors import ConfigurationError
 
 #: The memory bound when SUTRO_SQL_MEMORY_CACHE_MB is unset (MB, for all Functions together).
@@ -210,10 +211,15 @@ class FunctionAnswers:
                 computed = self._epochs.array[slots] == epoch
                 computed_now = int((computed if valid is None else computed & valid).sum())
             if len(self._answers) <= len(inputs):  # a small memory: all of it is the dictionary
-                answers = self._answers.whole()
+                answers, used = self._answers.whole(), None
             else:  # only the answers this vector uses
                 used, slots = np.unique(slots, return_inverse=True)
                 answers = self._answers.take(used)
+            if epoch in self._computing_epochs:  # those this statement computed keep their source
+                epochs = self._epochs.array if used is None else self._epochs.array[used]
+                answers = from_cache(answers, epochs != epoch)
+            else:
+                answers = from_cache(answers)
         if valid is None:
             if not known.equals(inputs):  # a hash collision: let the slow path sort it out
                 return None
@@ -297,7 +303,8 @@ class FunctionAnswers:
 
     def _found(self, positions: list[int], slots: list[int], epoch: int) -> Found:
         slot_array = np.array(slots, np.int64)
-        return Found(positions, self._answers.take(slot_array), self._epochs.array[slot_array] == epoch)
+        computed_now = self._epochs.array[slot_array] == epoch
+        return Found(positions, from_cache(self._answers.take(slot_array), ~computed_now), computed_now)
 
     def _remember(self, canonical: str, row: dict[str, Any], epoch: int) -> int:
         slot = self._by_canonical.get(canonical)
