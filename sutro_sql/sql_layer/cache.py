@@ -210,16 +210,15 @@ class FunctionAnswers:
             if epoch in self._computing_epochs:
                 computed = self._epochs.array[slots] == epoch
                 computed_now = int((computed if valid is None else computed & valid).sum())
-            if len(self._answers) <= len(inputs):  # a small memory: all of it is the dictionary
-                answers, used = self._answers.whole(), None
+            computing = epoch in self._computing_epochs  # those it computed keep their source
+            if len(self._answers) <= len(inputs) and not computing:  # all of a small memory
+                answers = self._read_back()
+            elif len(self._answers) <= len(inputs):
+                answers = from_cache(self._answers.whole(), self._epochs.array != epoch)
             else:  # only the answers this vector uses
                 used, slots = np.unique(slots, return_inverse=True)
                 answers = self._answers.take(used)
-            if epoch in self._computing_epochs:  # those this statement computed keep their source
-                epochs = self._epochs.array if used is None else self._epochs.array[used]
-                answers = from_cache(answers, epochs != epoch)
-            else:
-                answers = from_cache(answers)
+                answers = from_cache(answers, self._epochs.array[used] != epoch) if computing else from_cache(answers)
         if valid is None:
             if not known.equals(inputs):  # a hash collision: let the slow path sort it out
                 return None
@@ -301,6 +300,13 @@ class FunctionAnswers:
             self._forget()
             self.budget.charge(self)
 
+    def _read_back(self) -> pa.StructArray:
+        """Every answer, saying `source` 'cache': made again only when answers were added (they
+        are only ever appended, and forgetting starts over)."""
+        if self._read_back_answers is None or len(self._read_back_answers) != len(self._answers):
+            self._read_back_answers = from_cache(self._answers.whole())
+        return self._read_back_answers
+
     def _found(self, positions: list[int], slots: list[int], epoch: int) -> Found:
         slot_array = np.array(slots, np.int64)
         computed_now = self._epochs.array[slot_array] == epoch
@@ -332,6 +338,7 @@ class FunctionAnswers:
         self._by_canonical: dict[str, int] = {}
         self._canonical_bytes = 0
         self._answers = _ArrowColumn(ANSWER_TYPE)
+        self._read_back_answers: pa.StructArray | None = None  # `_read_back`'s last result
         self._epochs = _IntColumn(np.int64)  # answer slot -> the statement that computed it (0: none)
         self._computing_epochs: set[int] = set()  # statements that computed any answer here
 
