@@ -222,10 +222,9 @@ class RealtimeCalls:
                     response = self.backend.run_function(
                         ref.name, group.payloads[position], confidence_scoring=confidence_scoring
                     )
+                    group.outcomes[position] = _computed(ref, response, usage)
                 except BaseException as exc:
                     group.fail(position, exc)
-                    continue
-                group.outcomes[position] = _computed(ref, response, usage)
         finally:
             self.stats.count(calls=calls, **usage.usage())
 
@@ -246,10 +245,12 @@ class RealtimeCalls:
             return
         usage = Stats()
         for position, response in zip(positions, responses, strict=True):
-            if isinstance(response, SutroSQLError):
-                group.fail(position, response)
-            else:
+            try:
+                if isinstance(response, SutroSQLError):
+                    raise response
                 group.outcomes[position] = _computed(ref, response, usage)
+            except BaseException as exc:  # its error, or a response no answer can be made of
+                group.fail(position, exc)
         self.stats.count(**usage.usage())
 
     def close(self) -> None:
