@@ -187,6 +187,11 @@ def response_from_row(ref: FunctionRef, row: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def job_answer_array(kind: str | None, results: pa.RecordBatch | pa.Table) -> pa.StructArray:
+    """`job_answer_rows` as one Arrow array of `ANSWER_TYPE`."""
+    return pa.array(job_answer_rows(kind, results), ANSWER_TYPE)
+
+
 def job_answer_rows(kind: str | None, results: pa.Table) -> list[dict[str, Any]]:
     """Batch results (`outputs`, `confidence_score`, `error` columns) -> `sutro_run` values;
     `usage` is per job, so NULL. `kind`: the Function's kind, or None when unknown (remote).

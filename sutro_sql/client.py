@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from pydantic import BaseModel
 
 from . import environment
 from .answer_cache import AnswerCache, answer_key
-from .answers import job_answer_rows, response_from_row
+from .answers import job_answer_array, response_from_row
 from .backends import open_backend
 from .backends.base import (
     TERMINAL_STATUSES,
@@ -447,12 +448,17 @@ class Client:
             )
         return final
 
-    def job_answers(self, ref: FunctionRef, job_id: str, expected_rows: int) -> list[dict[str, Any]]:
-        """A SUCCEEDED job's answers as `sutro_run` values, in input order (failed rows carry `error`)."""
-        results = self.backend.get_job_results(job_id)
-        if results.num_rows != expected_rows:
-            raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {expected_rows} input rows")
-        return job_answer_rows(ref.kind, results)
+    def job_answer_batches(self, ref: FunctionRef, job_id: str, expected_rows: int) -> Iterator[pa.StructArray]:
+        """A SUCCEEDED job's answers as `sutro_run` values (failed rows carry `error`), in input
+        order, a chunk at a time as the backend streams them (`Backend.iter_job_results`)."""
+        seen = 0
+        for batch in self.backend.iter_job_results(job_id):
+            seen += batch.num_rows
+            if seen > expected_rows:
+                raise ServerError(f"job {job_id} returned more result rows than its {expected_rows} input rows")
+            yield job_answer_array(ref.kind, batch)
+        if seen != expected_rows:
+            raise ServerError(f"job {job_id} returned {seen} result rows for {expected_rows} input rows")
 
     def _known_job(self, content_key: str, dry_run: bool) -> str | None:
         """The job this content already has on this backend, unless it failed or was cancelled:

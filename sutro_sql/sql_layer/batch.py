@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +47,18 @@ from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
 from ..realtime import replay_miss
 from ..wire import Job
-from .cache import FunctionAnswers
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
-from .spool import Spool, content_key, distinct_inputs, job_key, quote, spool_payloads, spool_query
+from .spool import (
+    SPOOL_BATCH_ROWS,
+    Spool,
+    content_key,
+    distinct_inputs,
+    job_key,
+    quote,
+    spool_payloads,
+    spool_query,
+)
 
 ESTIMATE_SCHEMA = pa.schema(
     [
@@ -86,52 +95,64 @@ class SpoolAnswers:
         return self.answers.take(pa.array(self.codes))
 
 
+@dataclass
+class CachedAnswers:
+    """The distinct inputs the cache answered: their positions and their answers, in Arrow."""
+
+    positions: np.ndarray
+    answers: pa.StructArray
+
+
 class BatchRunner:
-    """Answers a spool: from the answer cache where it can, by one batch job for the rest."""
+    """Answers a spool: from the answer cache where it can, by one batch job for the rest.
+    Answers travel as Arrow arrays a chunk at a time; no Python object per row is kept."""
 
     def __init__(self, session: SutroSession) -> None:
         self.session = session
 
     def answer(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> SpoolAnswers:
         """Every row's answer: cached distinct inputs from the cache (memory, then disk), the
-        others sent as one job (re-attached when it exists), whose answers are then cached."""
+        others sent as one job (re-attached when it exists), whose answers are then cached, a
+        chunk per transaction."""
         session = self.session
         distinct = distinct_inputs(ref, spool)
-        memory = session.memory(ref)
         use_cache = session.client.reads_cache(session.cache_enabled and options.cache)
-        rows = self._cached(ref, memory, distinct.canonicals, use_cache)
-        hits = [i for i, row in enumerate(rows) if row is not None]
-        missing = [i for i, row in enumerate(rows) if row is None]
-        if missing and session.client.cache_mode == "replay":
-            raise row_failure(ref.name, distinct.canonicals[missing[0]], replay_miss(ref.name))
-        if missing:
-            canonicals = [distinct.canonicals[i] for i in missing]
-            job = self.run(
-                ref, job_key(ref, canonicals, False), spool_payloads(ref, spool, distinct.first_rows[missing]), options
-            )
-            fresh = session.client.job_answers(ref, job.job_id, len(missing))
-            for i, row in zip(missing, fresh, strict=True):
-                rows[i] = row
-            if use_cache:  # failed rows are not cached: a re-run retries them
-                good = [(c, row) for c, row in zip(canonicals, fresh, strict=True) if row.get("error") is None]
-                for canonical, row in good:
-                    memory.remember(canonical, row)
-                session.client.remember_answers(ref, good)
-        answers = pa.array(rows, ANSWER_TYPE)
-        rows_per_input = np.bincount(distinct.codes, minlength=len(rows))
+        cached = self._cached(ref, distinct.canonicals, use_cache)
+        missing = np.setdiff1d(np.arange(len(distinct.canonicals)), cached.positions, assume_unique=True)
+        if len(missing) and session.client.cache_mode == "replay":
+            first = distinct.canonicals[int(missing[0])].as_py()
+            raise row_failure(ref.name, first, replay_miss(ref.name))
+        pieces = [cached.answers]
+        if len(missing):
+            canonicals = distinct.canonicals.take(pa.array(missing))
+            payloads = spool_payloads(ref, spool, distinct.first_rows[missing])
+            job = self.run(ref, job_key(ref, canonicals, False), payloads, options)
+            offset = 0
+            for fresh in session.client.job_answer_batches(ref, job.job_id, len(missing)):
+                if use_cache:  # failed rows are not cached: a re-run retries them
+                    sent = canonicals.slice(offset, len(fresh))
+                    good = fresh.field("error").is_null()
+                    pairs = zip(sent.filter(good).to_pylist(), fresh.filter(good).to_pylist(), strict=True)
+                    session.client.remember_answers(ref, list(pairs))
+                pieces.append(fresh)
+                offset += len(fresh)
+        order = np.argsort(np.concatenate([cached.positions, missing]), kind="stable")
+        answers = pa.concat_arrays(pieces).take(pa.array(order))
+        rows_per_input = np.bincount(distinct.codes, minlength=len(answers))
         failed = int(rows_per_input[answers.field("error").is_valid().to_numpy(zero_copy_only=False)].sum())
-        session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
+        hits = int(rows_per_input[cached.positions].sum())
+        session.count(cache_hits=hits, rows_answered=spool.rows - failed, rows_failed=failed)
         return SpoolAnswers(answers, distinct.codes)
 
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
         distinct = distinct_inputs(ref, spool)
         use_cache = self.session.client.reads_cache(self.session.cache_enabled and options.cache)
-        cached = self._cached(ref, self.session.memory(ref), distinct.canonicals, use_cache)
-        missing = [i for i, row in enumerate(cached) if row is None]
-        if not missing:
+        cached = self._cached(ref, distinct.canonicals, use_cache)
+        missing = np.setdiff1d(np.arange(len(distinct.canonicals)), cached.positions, assume_unique=True)
+        if not len(missing):
             return None
-        canonicals = [distinct.canonicals[i] for i in missing]
+        canonicals = distinct.canonicals.take(pa.array(missing))
         rows = spool_payloads(ref, spool, distinct.first_rows[missing])
         return self.run(ref, job_key(ref, canonicals, True), rows, options)
 
@@ -148,21 +169,25 @@ class BatchRunner:
             progress=self.session.progress,
         )
 
-    def _cached(
-        self, ref: FunctionRef, memory: FunctionAnswers, canonicals: list[str], use_cache: bool
-    ) -> list[dict[str, Any] | None]:
-        """Per canonical input its cached answer (memory, then disk, which also fills memory), or
-        None; all None when the cache is off."""
-        if not use_cache:
-            return [None] * len(canonicals)
-        rows = [memory.row_for_canonical(c) for c in canonicals]
-        unknown = [i for i, row in enumerate(rows) if row is None]
-        stored = self.session.client.cached_answers(ref, [canonicals[i] for i in unknown])
-        for i, row in zip(unknown, stored, strict=True):
-            if row is not None:
-                rows[i] = row
-                memory.remember(canonicals[i], row)
-        return rows
+    def _cached(self, ref: FunctionRef, canonicals: pa.Array, use_cache: bool) -> CachedAnswers:
+        """The distinct inputs with a cached answer (memory, then disk), looked up a chunk at a
+        time; none when the cache is off. Answers found on disk are not copied into the memory
+        layer: a batch's rows would pile up there as Python objects."""
+        positions: list[np.ndarray] = [np.empty(0, np.int64)]
+        answers = [pa.array([], ANSWER_TYPE)]
+        if use_cache:
+            memory = self.session.memory(ref)
+            for start in range(0, len(canonicals), SPOOL_BATCH_ROWS):
+                texts = canonicals.slice(start, SPOOL_BATCH_ROWS).to_pylist()
+                rows = [memory.row_for_canonical(text) for text in texts]
+                unknown = [i for i, row in enumerate(rows) if row is None]
+                stored = self.session.client.cached_answers(ref, [texts[i] for i in unknown])
+                for i, row in zip(unknown, stored, strict=True):
+                    rows[i] = row
+                found = [i for i, row in enumerate(rows) if row is not None]
+                positions.append(np.array(found, np.int64) + start)
+                answers.append(pa.array([rows[i] for i in found], ANSWER_TYPE))
+        return CachedAnswers(np.concatenate(positions), pa.concat_arrays(answers))
 
 
 def batch_columns(ref: FunctionRef, answers: pa.StructArray) -> dict[str, pa.Array]:
@@ -255,10 +280,9 @@ class BatchMaterializer:
     def _materialize(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> str:
         path = os.path.join(self.session.workdir, f"result-{uuid.uuid4().hex}.parquet")
         if options.dry_run:
-            table = self._estimate(ref, spool, options)
+            pq.write_table(self._estimate(ref, spool, options), path)
         else:
-            table = self._answers(ref, spool, options)
-        pq.write_table(table, path)
+            self._write_answers(ref, spool, options, path)
         return path
 
     def _estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
@@ -274,7 +298,9 @@ class BatchMaterializer:
         ]
         return pa.table([[v] for v in values], schema=ESTIMATE_SCHEMA)
 
-    def _answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
+    def _write_answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions, path: str) -> None:
+        """The result file, written a spool batch at a time (distinct inputs -> rows, in query
+        order): the id column (or `row_id`), the typed answer columns, `confidence_score`, `error`."""
         answered = self.runner.answer(ref, spool, options)
         answers = abstain(answered.answers, options.abstain_below)
         columns = batch_columns(ref, answers)
@@ -284,14 +310,27 @@ class BatchMaterializer:
             raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
         columns["confidence_score"] = answers.field("confidence")
         columns["error"] = answers.field("error")
-        per_row = pa.table(columns).take(pa.array(answered.codes))  # distinct inputs -> rows, in query order
-        if options.id_column is None:
-            first = pa.array(np.arange(spool.rows, dtype=np.int64))
-        elif spool.rows:
-            first = pq.read_table(spool.path, columns=[options.id_column]).column(0)
-        else:
-            first = spool.schema.empty_table().column(options.id_column)
-        return per_row.add_column(0, first_name, first)
+        per_input = pa.table(columns)
+        first_type = spool.schema.field(options.id_column).type if options.id_column else pa.int64()
+        schema = per_input.schema.insert(0, pa.field(first_name, first_type))
+        with pq.ParquetWriter(path, schema) as writer:
+            offset = 0
+            for first in _first_column(spool, options.id_column):
+                rows = per_input.take(pa.array(answered.codes[offset : offset + len(first)]))
+                writer.write_table(rows.add_column(0, schema.field(0), first))
+                offset += len(first)
+            if offset == 0:
+                writer.write_table(schema.empty_table())
+
+
+def _first_column(spool: Spool, id_column: str | None) -> Iterator[pa.Array]:
+    """The spool's id column (or its `row_id`, the 0-based ordinal), a spool batch at a time."""
+    if id_column is None:
+        for start in range(0, spool.rows, SPOOL_BATCH_ROWS):
+            yield pa.array(np.arange(start, min(start + SPOOL_BATCH_ROWS, spool.rows), dtype=np.int64))
+    elif spool.rows:
+        for batch in spool.reader([id_column]):
+            yield batch.column(0)
 
 
 def _check_unique(con: duckdb.DuckDBPyConnection, spool: Spool) -> None:

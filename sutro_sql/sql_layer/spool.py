@@ -169,48 +169,41 @@ def content_key(ref: FunctionRef, spool: Spool, dry_run: bool) -> str:
     return hashlib.sha256("\x1f".join((*parts, spool.input_digest)).encode()).hexdigest()
 
 
-def job_key(ref: FunctionRef, canonicals: list[str], dry_run: bool) -> str:
-    """The content key of the job that sends `canonicals` (distinct inputs, in query order)."""
+def job_key(ref: FunctionRef, canonicals: pa.Array, dry_run: bool) -> str:
+    """The content key of the job that sends `canonicals` (distinct inputs, in query order):
+    sha256 over each canonical text followed by \\x1e, hashed a slice at a time."""
     digest = hashlib.sha256()
-    for canonical in canonicals:
-        digest.update(canonical.encode())
-        digest.update(b"\x1e")
+    for start in range(0, len(canonicals), SPOOL_BATCH_ROWS):
+        texts = canonicals.slice(start, SPOOL_BATCH_ROWS).to_pylist()
+        digest.update(("\x1e".join(texts) + "\x1e").encode())
     parts = ("sutro_batch/2", ref.name, ref.revision, "estimate" if dry_run else "run", str(len(canonicals)))
     return hashlib.sha256("\x1f".join((*parts, digest.hexdigest())).encode()).hexdigest()
 
 
 @dataclass
 class DistinctInputs:
-    """A spool's rows grouped by canonical input: what the cache is asked and a job is sent."""
+    """A spool's rows grouped by canonical input: what the cache is asked and a job is sent.
+    Arrow and numpy only: nothing here is a Python object per row."""
 
-    canonicals: list[str]  # distinct inputs, in order of first appearance
+    canonicals: pa.Array  # distinct inputs (large_string), in order of first appearance
     first_rows: np.ndarray  # per distinct input, the spool row it first appears on
     codes: np.ndarray  # per spool row, its distinct input
 
 
 def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
-    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input, and dedup
-    (each distinct JSON text is converted once)."""
-    by_text: dict[str, int] = {}
-    by_canonical: dict[str, int] = {}
-    first_rows: list[int] = []
-    codes = [np.empty(0, np.int64)]
-    offset = 0
+    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input (each distinct
+    JSON text of a batch converted once), then dedup with Arrow's hash kernels."""
+    chunks = [pa.array([], pa.large_string())]
     for batch in spool.reader([INPUT_COLUMN]) if spool.rows else []:
-        batch_codes = np.empty(batch.num_rows, np.int64)
-        for row, text in enumerate(batch.column(0).to_pylist()):
-            code = by_text.get(text)
-            if code is None:
-                canonical = ref.canonical_from_json(text)[1]
-                code = by_canonical.get(canonical)
-                if code is None:
-                    code = by_canonical[canonical] = len(first_rows)
-                    first_rows.append(offset + row)
-                by_text[text] = code
-            batch_codes[row] = code
-        codes.append(batch_codes)
-        offset += batch.num_rows
-    return DistinctInputs(list(by_canonical), np.array(first_rows, np.int64), np.concatenate(codes))
+        texts = batch.column(0)
+        unique = pc.unique(texts)
+        canonical = [ref.canonical_from_json(text)[1] for text in unique.to_pylist()]
+        chunks.append(pa.array(canonical, pa.large_string()).take(pc.index_in(texts, value_set=unique)))
+    rows = pa.chunked_array(chunks, pa.large_string())
+    canonicals = pc.unique(rows)
+    codes = pc.index_in(rows, value_set=canonicals).to_numpy().astype(np.int64)
+    first_rows = np.unique(codes, return_index=True)[1].astype(np.int64)
+    return DistinctInputs(canonicals, first_rows, codes)
 
 
 def spool_payloads(ref: FunctionRef, spool: Spool, positions: np.ndarray) -> Iterator[dict[str, Any] | str]:

@@ -26,7 +26,14 @@ from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
 from ...wire import Job
-from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name, check_job_priority
+from ..base import (
+    RESULT_CHUNK_ROWS,
+    TERMINAL_STATUSES,
+    BatchInput,
+    check_job_description,
+    check_job_name,
+    check_job_priority,
+)
 from .answers import realtime_response, usage_tokens
 from .estimate import DryRunTokens, cost_usd
 from .registry import FunctionRegistry
@@ -300,6 +307,28 @@ class LocalBackend:
         """Columns: [inputs (the converted row as JSON text)], [<id column>], outputs (JSON text,
         see answers.py; null for failed rows), confidence_score, [cumulative_logprobs: null, as
         local engines report calibrated confidence instead], error. Input row order."""
+        batches = list(
+            self.iter_job_results(
+                job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
+            )
+        )
+        tables = [pa.Table.from_batches([batch]) for batch in batches]
+        try:
+            return pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # the chunks' ids have no common type: ids as text
+            id_column = self._job_row(job_id)["id_column"]
+            return pa.concat_tables([_with_text_ids(table, id_column) for table in tables])
+
+    def iter_job_results(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        chunk_rows: int = RESULT_CHUNK_ROWS,
+    ) -> Iterator[pa.RecordBatch]:
+        """`get_job_results` in record batches of up to `chunk_rows` rows, read from the store
+        chunk by chunk (the id column's type is inferred per chunk)."""
         job = self._job_row(job_id)
         if job["status"] != "SUCCEEDED":
             raise ConflictError(
@@ -308,18 +337,26 @@ class LocalBackend:
             )
         if job["run_type"] == "ESTIMATE":
             raise ConflictError(f"Job {job_id} is a cost estimate (dry run); it has no results.", code="no_results")
-        rows = self.store.rows(job_id)
-        columns: dict[str, pa.Array] = {}
-        if include_inputs:
-            columns["inputs"] = pa.array([row["input"] for row in rows], pa.string())
-        if job["id_column"]:
-            columns[job["id_column"]] = _id_array([json.loads(row["id_value"]) for row in rows])
-        columns["outputs"] = pa.array([row["output"] for row in rows], pa.string())
-        columns["confidence_score"] = pa.array([row["confidence"] for row in rows], pa.float64())
-        if include_cumulative_logprobs:
-            columns["cumulative_logprobs"] = pa.nulls(len(rows), pa.float64())
-        columns["error"] = pa.array([row["error"] for row in rows], pa.string())
-        return pa.table(columns)
+        return self._result_batches(job_id, job["id_column"], include_inputs, include_cumulative_logprobs, chunk_rows)
+
+    def _result_batches(
+        self, job_id: str, id_column: str | None, include_inputs: bool, include_logprobs: bool, chunk_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        after = -1
+        while rows := self.store.result_rows(job_id, after, chunk_rows):
+            after = rows[-1][0]
+            _, inputs, ids, outputs, confidences, errors, _ = zip(*rows, strict=True)
+            columns: dict[str, pa.Array] = {}
+            if include_inputs:
+                columns["inputs"] = pa.array(inputs, pa.string())
+            if id_column:
+                columns[id_column] = _id_array([json.loads(value) for value in ids])
+            columns["outputs"] = pa.array(outputs, pa.string())
+            columns["confidence_score"] = pa.array(confidences, pa.float64())
+            if include_logprobs:
+                columns["cumulative_logprobs"] = pa.nulls(len(rows), pa.float64())
+            columns["error"] = pa.array(errors, pa.string())
+            yield pa.RecordBatch.from_pydict(columns)
 
     def stream_job_progress(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Progress and tokens events when they change, a heartbeat after `heartbeat_interval`
@@ -435,6 +472,12 @@ def _job_object(row: dict[str, Any]) -> dict[str, Any]:
 def _id_json(value: Any) -> Any:
     """Id values JSON cannot hold: numpy scalars as their Python value, anything else as text."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _with_text_ids(table: pa.Table, id_column: str) -> pa.Table:
+    index = table.schema.get_field_index(id_column)
+    values = table.column(index).to_pylist()
+    return table.set_column(index, id_column, pa.array([None if v is None else str(v) for v in values], pa.string()))
 
 
 def _id_array(values: list[Any]) -> pa.Array:
