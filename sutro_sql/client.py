@@ -36,8 +36,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from . import environment
-from .answer_cache import AnswerCache, answer_key
-from .answers import job_answer_array, response_from_row
+from .answer_cache import AnswerCache, answer_keys
+from .answers import answer_json, job_answer_array, response_from_row
 from .backends import open_backend
 from .backends.base import (
     TERMINAL_STATUSES,
@@ -310,15 +310,16 @@ class Client:
         """Per canonical input its cached `sutro_run` value, or None (all None unless `reads_cache`)."""
         if not self.reads_cache(cache):
             return [None] * len(canonicals)
-        keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
+        keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals)
         stored = self.answers.get_many(keys)
         return [stored.get(key) for key in keys]
 
-    def remember_answers(self, ref: FunctionRef, answered: list[tuple[str, dict[str, Any]]]) -> None:
-        """Cache (canonical input, `sutro_run` value) pairs, e.g. a batch job's good rows."""
-        if self.cache_enabled:
-            identity = self.backend.identity
-            self.answers.put_many([(answer_key(identity, ref.name, ref.revision, c), row) for c, row in answered])
+    def remember_answer_array(self, ref: FunctionRef, canonicals: pa.Array, answers: pa.StructArray) -> None:
+        """Cache a chunk of a batch job's good answers (`canonicals[i]` answered by `answers[i]`),
+        in one transaction, their JSON written by one vectorized call."""
+        if self.cache_enabled and len(answers):
+            keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals.to_pylist())
+            self.answers.put_many(list(zip(keys, answer_json(answers), strict=True)))
 
     # -- batch ---------------------------------------------------------------------------------
 

@@ -130,10 +130,10 @@ class BatchRunner:
             offset = 0
             for fresh in session.client.job_answer_batches(ref, job.job_id, len(missing)):
                 if use_cache:  # failed rows are not cached: a re-run retries them
-                    sent = canonicals.slice(offset, len(fresh))
                     good = fresh.field("error").is_null()
-                    pairs = zip(sent.filter(good).to_pylist(), fresh.filter(good).to_pylist(), strict=True)
-                    session.client.remember_answers(ref, list(pairs))
+                    session.client.remember_answer_array(
+                        ref, canonicals.slice(offset, len(fresh)).filter(good), fresh.filter(good)
+                    )
                 pieces.append(fresh)
                 offset += len(fresh)
         order = np.argsort(np.concatenate([cached.positions, missing]), kind="stable")
