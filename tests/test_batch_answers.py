@@ -70,4 +70,6 @@ def test_failed_rows_carry_their_error_or_no_answer():
 def test_a_record_batch_converts_like_a_table():
     table = CHUNKS["local classification"]
     (batch,) = table.to_batches()
-    assert job_answer_array("classification", batch).to_pylist() == job_answer_array("classification", table).to_pylist()
+    assert (
+        job_answer_array("classification", batch).to_pylist() == job_answer_array("classification", table).to_pylist()
+    )

@@ -46,6 +46,7 @@ from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
 from ..realtime import replay_miss
+from ..sql_text import quote
 from ..wire import Job
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
@@ -55,8 +56,7 @@ from .spool import (
     content_key,
     distinct_inputs,
     job_key,
-    quote,
-    spool_payloads,
+    job_rows,
     spool_query,
 )
 
@@ -125,8 +125,8 @@ class BatchRunner:
         pieces = [cached.answers]
         if len(missing):
             canonicals = distinct.canonicals.take(pa.array(missing))
-            payloads = spool_payloads(ref, spool, distinct.first_rows[missing])
-            job = self.run(ref, job_key(ref, canonicals, False), payloads, options)
+            rows = job_rows(ref, spool, canonicals, distinct.first_rows[missing])
+            job = self.run(ref, job_key(ref, canonicals, False), rows, options)
             offset = 0
             for fresh in session.client.job_answer_batches(ref, job.job_id, len(missing)):
                 if use_cache:  # failed rows are not cached: a re-run retries them
@@ -153,7 +153,7 @@ class BatchRunner:
         if not len(missing):
             return None
         canonicals = distinct.canonicals.take(pa.array(missing))
-        rows = spool_payloads(ref, spool, distinct.first_rows[missing])
+        rows = job_rows(ref, spool, canonicals, distinct.first_rows[missing])
         return self.run(ref, job_key(ref, canonicals, True), rows, options)
 
     def run(self, ref: FunctionRef, key: str, rows: Any, options: BatchOptions) -> Job:

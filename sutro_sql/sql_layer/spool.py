@@ -11,6 +11,7 @@ statement and its job; `spool_payloads` streams what the Function is sent.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,15 +22,28 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from ..backends.base import BatchInput
 from ..errors import QueryError
 from ..inputs import FunctionRef
+from ..sql_text import json_object, quote
 
 #: Rows per Arrow record batch read from the query.
 SPOOL_BATCH_ROWS = 65_536
 #: The spool's column holding each row's input STRUCT as JSON text.
 INPUT_COLUMN = "__sutro_input"
+#: The spool's column holding each row's canonical input, when DuckDB can write it (`_canonical_sql`).
+CANONICAL_COLUMN = "__sutro_canonical"
+#: Column types whose values DuckDB's `to_json` and CAST write as `sutro_sql.inputs` does.
+_PLAIN_TYPES = frozenset(
+    {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
+#: A \\u00XX escape with an upper-case hex digit: DuckDB writes control characters so, Python's
+#: json lower-case; rows holding one are canonicalized by Python.
+_UPPER_HEX_ESCAPE = r"\\u00([A-F][0-9A-F]|[0-9A-F][A-F])"
 
 
 @dataclass
@@ -54,10 +68,6 @@ class Spool:
     def remove(self) -> None:
         if os.path.exists(self.path):
             os.remove(self.path)
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def spool_query(
@@ -91,6 +101,11 @@ def spool_query(
     select.append(
         f"{f'CAST({quote(input_json)} AS VARCHAR)' if input_json else _input_struct_json(inputs)} AS {INPUT_COLUMN}"
     )
+    canonical = (
+        None if input_json else _canonical_sql(ref, dict(zip(columns, map(str, relation.types), strict=True)), inputs)
+    )
+    if canonical is not None:
+        select.append(f"{canonical} AS {CANONICAL_COLUMN}")
     text_query = f"SELECT {', '.join(select)} FROM (\n{query}\n) AS __sutro_source"
 
     path = os.path.join(workdir, f"spool-{uuid.uuid4().hex}.parquet")
@@ -130,12 +145,28 @@ def _input_columns(ref: FunctionRef, columns: list[str], id_column: str | None) 
     return [name for name in ref.spec.input_names if name in columns]
 
 
+def _canonical_sql(ref: FunctionRef, types: dict[str, str], inputs: list[str]) -> str | None:
+    """SQL for each row's canonical input (`inputs.canonical_json` of what the Function is sent:
+    keys sorted; for a local Function every input, null -> "", values as text), or None when an
+    input column's type is one whose text DuckDB may write differently (then Python does it)."""
+    if any(types[name] not in _PLAIN_TYPES for name in inputs):
+        return None
+    if ref.spec is None:  # remote: the row's values as they are
+        fields = [(name, quote(name)) for name in sorted(inputs)]
+    else:
+        present = set(inputs)
+        fields = [
+            (name, f"coalesce(CAST({quote(name)} AS VARCHAR), '')" if name in present else "''")
+            for name in sorted(ref.spec.input_names)
+        ]
+    if len({name.lower() for name, _ in fields}) < len(fields):
+        return None  # DuckDB's STRUCT keys ignore case
+    return json_object(fields)
+
+
 def _input_struct_json(columns: list[str]) -> str:
     """SQL for the JSON text of a row's input STRUCT: what `sutro_run({'a': a, ...})` is given."""
-    if not columns:
-        return "'{}'"
-    fields = ", ".join(f"'{name.replace(chr(39), chr(39) * 2)}': {quote(name)}" for name in columns)
-    return f"CAST(to_json({{{fields}}}) AS VARCHAR)"
+    return json_object([(name, quote(name)) for name in columns])
 
 
 class _ColumnDigest:
@@ -191,11 +222,21 @@ class DistinctInputs:
 
 
 def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
-    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input (each distinct
-    JSON text of a batch converted once), then dedup with Arrow's hash kernels."""
+    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input, then dedup
+    with Arrow's hash kernels. The canonical text comes from the spool when DuckDB wrote it;
+    otherwise Python converts each distinct JSON text of a batch once."""
     chunks = [pa.array([], pa.large_string())]
-    for batch in spool.reader([INPUT_COLUMN]) if spool.rows else []:
+    written = CANONICAL_COLUMN in spool.schema.names
+    for batch in spool.reader([INPUT_COLUMN, *([CANONICAL_COLUMN] if written else [])]) if spool.rows else []:
         texts = batch.column(0)
+        if written:
+            canonical = batch.column(1).cast(pa.large_string())
+            redo = pc.match_substring_regex(canonical, _UPPER_HEX_ESCAPE)
+            if pc.any(redo).as_py():
+                fixed = [ref.canonical_from_json(text)[1] for text in texts.filter(redo).to_pylist()]
+                canonical = pc.replace_with_mask(canonical, redo, pa.array(fixed, pa.large_string()))
+            chunks.append(canonical)
+            continue
         unique = pc.unique(texts)
         canonical = [ref.canonical_from_json(text)[1] for text in unique.to_pylist()]
         chunks.append(pa.array(canonical, pa.large_string()).take(pc.index_in(texts, value_set=unique)))
@@ -204,6 +245,23 @@ def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
     codes = pc.index_in(rows, value_set=canonicals).to_numpy().astype(np.int64)
     first_rows = np.unique(codes, return_index=True)[1].astype(np.int64)
     return DistinctInputs(canonicals, first_rows, codes)
+
+
+def job_rows(ref: FunctionRef, spool: Spool, canonicals: pa.Array, positions: np.ndarray) -> BatchInput:
+    """What a job is sent for the distinct inputs `canonicals`, first seen at spool rows
+    `positions`: for a local Function, its input columns as text read from the canonical JSON by
+    Arrow (the local deployment stores them a batch at a time); for a remote one, the rows' values."""
+    if ref.spec is None:
+        return spool_payloads(ref, spool, positions)
+    schema = pa.schema([(name, pa.string()) for name in ref.spec.input_names])
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, len(canonicals), SPOOL_BATCH_ROWS):
+            lines = "\n".join(canonicals.slice(start, SPOOL_BATCH_ROWS).to_pylist()).encode()
+            yield from pa_json.read_json(io.BytesIO(lines), parse_options=options).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def spool_payloads(ref: FunctionRef, spool: Spool, positions: np.ndarray) -> Iterator[dict[str, Any] | str]:

@@ -18,13 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
-from ...batch_input import iter_row_batches
+from ...batch_input import iter_input_batches
 from ...config import HomeConfig, load_object, resolve_home
 from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
+from ...sql_text import json_object, quote
 from ...wire import Job
 from ..base import (
     RESULT_CHUNK_ROWS,
@@ -253,11 +255,18 @@ class LocalBackend:
         self, job_id: str, spec: FunctionSpec, data: BatchInput, id_column: str | None, estimate: DryRunTokens | None
     ) -> int:
         """Validate and convert every row, then store it, or for a dry run count it into
-        `estimate`; returns the number of rows."""
+        `estimate`; returns the number of rows. Arrow batches whose inputs are text are converted
+        a whole batch at a time (`_text_rows`), anything else row by row."""
         index = 0
-        for batch in iter_row_batches(data):
-            pending: list[tuple[int, str, str | None]] = []
-            for row in batch:
+        for batch in iter_input_batches(data):
+            texts = _text_rows(spec, batch, id_column) if estimate is None else None
+            if texts is not None:
+                pending = list(zip(range(index, index + len(texts[0])), *texts, strict=True))
+                index += len(pending)
+                self.store.add_rows(job_id, pending, CREATION_LEASE_SECONDS)
+                continue
+            pending = []
+            for row in batch.to_pylist() if isinstance(batch, pa.RecordBatch) else batch:
                 try:
                     converted = spec.convert_input(row)
                 except ValidationError as exc:
@@ -270,7 +279,7 @@ class LocalBackend:
                 if estimate is not None:
                     estimate.add(converted)
                 else:
-                    pending.append((index, json.dumps(converted, ensure_ascii=False), id_value))
+                    pending.append((index, json.dumps(converted, ensure_ascii=False, separators=(",", ":")), id_value))
                 index += 1
             if pending:
                 self.store.add_rows(job_id, pending, CREATION_LEASE_SECONDS)
@@ -472,6 +481,39 @@ def _job_object(row: dict[str, Any]) -> dict[str, Any]:
 def _id_json(value: Any) -> Any:
     """Id values JSON cannot hold: numpy scalars as their Python value, anything else as text."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _text_rows(
+    spec: FunctionSpec, batch: pa.RecordBatch | list[Any], id_column: str | None
+) -> tuple[list[str], list[str | None]] | None:
+    """A record batch's (input JSON, id JSON) per row, converted at once by DuckDB (null -> "",
+    as `FunctionSpec.convert_input` converts text) when every input it has is text and the id
+    column, if any, is an integer or text; None for anything else (converted row by row)."""
+    if not isinstance(batch, pa.RecordBatch):
+        return None
+    schema = batch.schema
+    text = (pa.types.is_string, pa.types.is_large_string)
+    for field in spec.inputs:
+        if field.name in schema.names:
+            if not any(check(schema.field(field.name).type) for check in text):
+                return None
+        elif field.required:
+            return None  # the row-by-row path names the missing field
+    if id_column is not None and (
+        id_column not in schema.names
+        or not any(check(schema.field(id_column).type) for check in (*text, pa.types.is_integer))
+    ):
+        return None
+    if len({name.lower() for name in spec.input_names}) < len(spec.inputs):
+        return None  # DuckDB's STRUCT keys ignore case
+    values = json_object(
+        [(f.name, f"coalesce({quote(f.name)}, '')" if f.name in schema.names else "''") for f in spec.inputs]
+    )
+    ids = f"coalesce(CAST(to_json({quote(id_column)}) AS VARCHAR), 'null')" if id_column else "NULL::VARCHAR"
+    with duckdb.connect() as con:
+        con.register("batch", pa.Table.from_batches([batch]))
+        converted = con.sql(f"SELECT {values}, {ids} FROM batch").to_arrow_table()
+    return converted.column(0).to_pylist(), converted.column(1).to_pylist()
 
 
 def _with_text_ids(table: pa.Table, id_column: str) -> pa.Table:
