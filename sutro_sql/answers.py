@@ -224,7 +224,7 @@ def _labelled_answers(results: pa.RecordBatch | pa.Table) -> pa.StructArray | No
     labels, predictions = parsed.column("response"), parsed.column("predictions")
     if parsed.num_rows != len(texts) or labels.null_count or not _ranked(predictions):
         return None
-    good = answered.to_numpy(zero_copy_only=False)
+    good = answered.cast(pa.uint8()).to_numpy().astype(bool)  # (a bool array's to_numpy imports pandas)
     rows = pa.array(np.where(good, np.cumsum(good) - 1, 0), mask=~good)  # result row -> parsed row
     unique = pc.unique(labels)
     encoded = pa.array([json.dumps(label, ensure_ascii=False) for label in unique.to_pylist()], pa.string())

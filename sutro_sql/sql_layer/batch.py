@@ -139,7 +139,7 @@ class BatchRunner:
         order = np.argsort(np.concatenate([cached.positions, missing]), kind="stable")
         answers = pa.concat_arrays(pieces).take(pa.array(order))
         rows_per_input = np.bincount(distinct.codes, minlength=len(answers))
-        failed = int(rows_per_input[answers.field("error").is_valid().to_numpy(zero_copy_only=False)].sum())
+        failed = int(rows_per_input[answers.field("error").is_valid().cast(pa.uint8()).to_numpy().astype(bool)].sum())
         hits = int(rows_per_input[cached.positions].sum())
         session.count(cache_hits=hits, rows_answered=spool.rows - failed, rows_failed=failed)
         return SpoolAnswers(answers, distinct.codes)

@@ -179,7 +179,7 @@ class _ColumnDigest:
 
     def update(self, column: pa.Array) -> None:
         column = column.cast(pa.large_string())
-        self._valid.update(column.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes())
+        self._valid.update(column.is_valid().cast(pa.uint8()).to_numpy().tobytes())  # (bools would import pandas)
         filled = pc.fill_null(column, "")
         self._lengths.update(pc.binary_length(filled).to_numpy().astype("<i8").tobytes())
         offsets = np.frombuffer(filled.buffers()[1], dtype="<i8")[filled.offset : filled.offset + len(filled) + 1]
