@@ -40,6 +40,7 @@ from .answer_cache import AnswerCache, answer_keys
 from .answers import answer_json, job_answer_array, response_from_row
 from .backends import open_backend
 from .backends.base import (
+    RESULT_CHUNK_ROWS,
     TERMINAL_STATUSES,
     Backend,
     FindsJobsByContent,
@@ -112,6 +113,8 @@ class Client:
 
     #: How long a looked-up Function spec is reused before asking the backend again (seconds).
     spec_ttl: float = 2.0
+    #: Rows per chunk of a batch job's answers read from the backend (`job_answer_batches`).
+    result_chunk_rows: int = RESULT_CHUNK_ROWS
 
     def __init__(
         self,
@@ -453,7 +456,7 @@ class Client:
         """A SUCCEEDED job's answers as `sutro_run` values (failed rows carry `error`), in input
         order, a chunk at a time as the backend streams them (`Backend.iter_job_results`)."""
         seen = 0
-        for batch in self.backend.iter_job_results(job_id):
+        for batch in self.backend.iter_job_results(job_id, chunk_rows=self.result_chunk_rows):
             seen += batch.num_rows
             if seen > expected_rows:
                 raise ServerError(f"job {job_id} returned more result rows than its {expected_rows} input rows")
