@@ -55,7 +55,6 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
-from .results import job_results_frame
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
 from .waiting import JobWaiter
@@ -529,6 +528,8 @@ class Client:
         pandas out; otherwise polars). `unwrap_reasoning` flattens legacy
         ``{"content": {...}, "reasoning_content": ...}`` answers. `disable_cache` is accepted for
         the SDK's signature: this client keeps no results cache, so every call reads the backend."""
+        from .results import job_results_frame  # polars (~25 MB) only for callers who ask for a DataFrame
+
         raw = self.backend.get_job_results(
             job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
         )

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sutro_sql.functions import parse_spec
 from sutro_sql.inputs import FunctionRef
-from sutro_sql.sql_layer.spool import CANONICAL_COLUMN, INPUT_COLUMN, distinct_inputs, spool_query
+from sutro_sql.sql_layer.spool import CANONICAL_COLUMN, HASH_COLUMN, INPUT_COLUMN, distinct_inputs, spool_query
 
 SPEC = parse_spec(
     {
@@ -61,3 +62,17 @@ def test_other_input_types_are_canonicalized_by_python(con, tmp_path):
     assert distinct.canonicals.take(pa.array(distinct.codes)).to_pylist() == [
         ref.canonical_from_json(text)[1] for text in texts
     ]
+
+
+def test_rows_whose_hashes_collide_are_still_told_apart(con, tmp_path):
+    ref = FunctionRef("keys", SPEC)
+    spool = spool_query(con.cursor(), ref, "SELECT b, a FROM rows ORDER BY n", None, str(tmp_path))
+    table = pq.read_table(spool.path)
+    collided = table.set_column(
+        table.schema.get_field_index(HASH_COLUMN), HASH_COLUMN, pa.array([7] * table.num_rows, pa.uint64())
+    )
+    pq.write_table(collided, spool.path)
+    distinct = distinct_inputs(ref, spool)
+    assert len(distinct.canonicals) == len(TEXTS)
+    python = [ref.canonical_from_json(text)[1] for text in table.column(INPUT_COLUMN).to_pylist()]
+    assert distinct.canonicals.take(pa.array(distinct.codes)).to_pylist() == python

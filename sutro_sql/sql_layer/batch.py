@@ -52,11 +52,13 @@ from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
 from .spool import (
     SPOOL_BATCH_ROWS,
+    DistinctInputs,
     Spool,
     content_key,
     distinct_inputs,
     job_key,
     job_rows,
+    release_unused_memory,
     spool_query,
 )
 
@@ -103,6 +105,16 @@ class CachedAnswers:
     answers: pa.StructArray
 
 
+@dataclass
+class Unanswered:
+    """A spool's distinct inputs, those the cache answered, and the rest, which a job must answer."""
+
+    distinct: DistinctInputs
+    cached: CachedAnswers
+    missing: np.ndarray  # positions in `distinct` of the inputs to send, ascending
+    sent: pa.Array  # their canonical texts
+
+
 class BatchRunner:
     """Answers a spool: from the answer cache where it can, by one batch job for the rest.
     Answers travel as Arrow arrays a chunk at a time; no Python object per row is kept."""
@@ -115,46 +127,55 @@ class BatchRunner:
         others sent as one job (re-attached when it exists), whose answers are then cached, a
         chunk per transaction."""
         session = self.session
-        distinct = distinct_inputs(ref, spool)
         use_cache = session.client.reads_cache(session.cache_enabled and options.cache)
-        cached = self._cached(ref, distinct.canonicals, use_cache)
-        missing = np.setdiff1d(np.arange(len(distinct.canonicals)), cached.positions, assume_unique=True)
-        if len(missing) and session.client.cache_mode == "replay":
-            first = distinct.canonicals[int(missing[0])].as_py()
-            raise row_failure(ref.name, first, replay_miss(ref.name))
-        pieces = [cached.answers]
-        if len(missing):
-            canonicals = distinct.canonicals.take(pa.array(missing))
-            rows = job_rows(ref, spool, canonicals, distinct.first_rows[missing])
-            job = self.run(ref, job_key(ref, canonicals, False), rows, options)
+        work = self._unanswered(ref, spool, use_cache)
+        if len(work.missing) and session.client.cache_mode == "replay":
+            raise row_failure(ref.name, work.sent[0].as_py(), replay_miss(ref.name))
+        pieces = [work.cached.answers]
+        if len(work.missing):
+            rows = job_rows(ref, spool, work.sent, work.distinct.first_rows[work.missing])
+            job = self.run(ref, job_key(ref, work.sent, False), rows, options)
             offset = 0
-            for fresh in session.client.job_answer_batches(ref, job.job_id, len(missing)):
+            for fresh in session.client.job_answer_batches(ref, job.job_id, len(work.missing)):
                 if use_cache:  # failed rows are not cached: a re-run retries them
                     good = fresh.field("error").is_null()
-                    session.client.remember_answer_array(
-                        ref, canonicals.slice(offset, len(fresh)).filter(good), fresh.filter(good)
-                    )
+                    sent = work.sent.slice(offset, len(fresh)).filter(good)
+                    session.client.remember_answer_array(ref, sent, fresh.filter(good))
                 pieces.append(fresh)
                 offset += len(fresh)
-        order = np.argsort(np.concatenate([cached.positions, missing]), kind="stable")
-        answers = pa.concat_arrays(pieces).take(pa.array(order))
-        rows_per_input = np.bincount(distinct.codes, minlength=len(answers))
+        codes, positions, hit_positions = (
+            work.distinct.codes,
+            np.concatenate([work.cached.positions, work.missing]),
+            work.cached.positions,
+        )
+        del work  # the inputs' texts are no longer needed: free them before the answers are put in order
+        answers = _in_order(pieces, positions)
+        del pieces
+        release_unused_memory()
+        rows_per_input = np.bincount(codes, minlength=len(answers))
         failed = int(rows_per_input[answers.field("error").is_valid().cast(pa.uint8()).to_numpy().astype(bool)].sum())
-        hits = int(rows_per_input[cached.positions].sum())
-        session.count(cache_hits=hits, rows_answered=spool.rows - failed, rows_failed=failed)
-        return SpoolAnswers(answers, distinct.codes)
+        session.count(
+            cache_hits=int(rows_per_input[hit_positions].sum()), rows_answered=spool.rows - failed, rows_failed=failed
+        )
+        return SpoolAnswers(answers, codes)
 
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
+        work = self._unanswered(
+            ref, spool, self.session.client.reads_cache(self.session.cache_enabled and options.cache)
+        )
+        if not len(work.missing):
+            return None
+        rows = job_rows(ref, spool, work.sent, work.distinct.first_rows[work.missing])
+        return self.run(ref, job_key(ref, work.sent, True), rows, options)
+
+    def _unanswered(self, ref: FunctionRef, spool: Spool, use_cache: bool) -> Unanswered:
         distinct = distinct_inputs(ref, spool)
-        use_cache = self.session.client.reads_cache(self.session.cache_enabled and options.cache)
         cached = self._cached(ref, distinct.canonicals, use_cache)
         missing = np.setdiff1d(np.arange(len(distinct.canonicals)), cached.positions, assume_unique=True)
-        if not len(missing):
-            return None
-        canonicals = distinct.canonicals.take(pa.array(missing))
-        rows = job_rows(ref, spool, canonicals, distinct.first_rows[missing])
-        return self.run(ref, job_key(ref, canonicals, True), rows, options)
+        sent = distinct.canonicals if len(missing) == len(distinct.canonicals) else distinct.canonicals.take(missing)
+        release_unused_memory()
+        return Unanswered(distinct, cached, missing, sent)
 
     def run(self, ref: FunctionRef, key: str, rows: Any, options: BatchOptions) -> Job:
         """Submit `rows` as the job with content `key` (or re-attach to it) and wait: the final job."""
@@ -188,6 +209,15 @@ class BatchRunner:
                 positions.append(np.array(found, np.int64) + start)
                 answers.append(pa.array([rows[i] for i in found], ANSWER_TYPE))
         return CachedAnswers(np.concatenate(positions), pa.concat_arrays(answers))
+
+
+def _in_order(pieces: list[pa.StructArray], positions: np.ndarray) -> pa.StructArray:
+    """The answers of `pieces` (concatenated) put at their `positions`: one copy when they are
+    already in order (a cold run: every answer from the job), a second one otherwise."""
+    answers = pa.concat_arrays(pieces)
+    if np.all(positions[1:] > positions[:-1]):
+        return answers
+    return answers.take(pa.array(np.argsort(positions, kind="stable")))
 
 
 def batch_columns(ref: FunctionRef, answers: pa.StructArray) -> dict[str, pa.Array]:

@@ -30,12 +30,15 @@ from ..errors import QueryError
 from ..inputs import FunctionRef
 from ..sql_text import json_object, quote
 
-#: Rows per Arrow record batch read from the query.
-SPOOL_BATCH_ROWS = 65_536
+#: Rows per Arrow record batch read from the query, and per step that touches each row in Python
+#: (cache lookups, job rows): small enough that such a step's Python objects stay a few MB.
+SPOOL_BATCH_ROWS = 16_384
 #: The spool's column holding each row's input STRUCT as JSON text.
 INPUT_COLUMN = "__sutro_input"
 #: The spool's column holding each row's canonical input, when DuckDB can write it (`_canonical_sql`).
 CANONICAL_COLUMN = "__sutro_canonical"
+#: ... and its DuckDB hash (uint64), which dedups a spool in numpy (the texts are compared after).
+HASH_COLUMN = "__sutro_canonical_hash"
 #: Column types whose values DuckDB's `to_json` and CAST write as `sutro_sql.inputs` does.
 _PLAIN_TYPES = frozenset(
     {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -105,7 +108,7 @@ def spool_query(
         None if input_json else _canonical_sql(ref, dict(zip(columns, map(str, relation.types), strict=True)), inputs)
     )
     if canonical is not None:
-        select.append(f"{canonical} AS {CANONICAL_COLUMN}")
+        select += [f"{canonical} AS {CANONICAL_COLUMN}", f"hash({canonical}) AS {HASH_COLUMN}"]
     text_query = f"SELECT {', '.join(select)} FROM (\n{query}\n) AS __sutro_source"
 
     path = os.path.join(workdir, f"spool-{uuid.uuid4().hex}.parquet")
@@ -127,10 +130,17 @@ def spool_query(
     finally:
         if writer is not None:
             writer.close()
+        release_unused_memory()
     input_digest = hashlib.sha256(f"{','.join(inputs)}\x1f{digests[INPUT_COLUMN].hexdigest()}".encode()).hexdigest()
     id_digest = digests["__sutro_id_text"].hexdigest() if id_column else ""
     schema = reader.schema.remove(reader.schema.get_field_index("__sutro_id_text")) if id_column else reader.schema
     return Spool(path if writer else "", rows, inputs, id_column, input_digest, id_digest, schema)
+
+
+def release_unused_memory() -> None:
+    """Hand the memory Arrow's pool keeps after a step over all rows back to the system (mimalloc
+    holds freed blocks for reuse, and a process's peak would count them twice)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _input_columns(ref: FunctionRef, columns: list[str], id_column: str | None) -> list[str]:
@@ -222,10 +232,35 @@ class DistinctInputs:
 
 
 def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
-    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input, then dedup
-    with Arrow's hash kernels. The canonical text comes from the spool when DuckDB wrote it;
-    otherwise Python converts each distinct JSON text of a batch once."""
-    chunks = [pa.array([], pa.large_string())]
+    """Canonicalize every spooled row the way `sutro_run` canonicalizes an input, and dedup.
+    When DuckDB wrote the canonical texts and their hashes in the spool, rows are grouped by
+    hash in numpy and the texts then checked equal batch by batch (a hash collision falls back),
+    so only the distinct texts are ever held; otherwise Arrow's hash kernels group the texts."""
+    if spool.rows and HASH_COLUMN in spool.schema.names:
+        hashes = pa.chunked_array([b.column(0) for b in spool.reader([HASH_COLUMN])], pa.uint64()).to_numpy()
+        unique, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # distinct inputs in order of first appearance
+        rank = np.empty(len(unique), np.int64)
+        rank[order] = np.arange(len(unique))
+        first_rows, codes = first[order].astype(np.int64), rank[inverse.reshape(-1)]
+        canonicals = pa.concat_arrays(
+            [pa.array([], pa.large_string()), *_taken(_canonical_batches(ref, spool), first_rows)]
+        )
+        if all(
+            pc.all(pc.equal(batch, canonicals.take(pa.array(rows)))).as_py()
+            for batch, rows in _with_rows(_canonical_batches(ref, spool), codes)
+        ):
+            return DistinctInputs(canonicals, first_rows, codes)
+    rows = pa.chunked_array([pa.array([], pa.large_string()), *_canonical_batches(ref, spool)], pa.large_string())
+    canonicals = pc.unique(rows)
+    codes = pc.index_in(rows, value_set=canonicals).to_numpy().astype(np.int64)
+    first_rows = np.unique(codes, return_index=True)[1].astype(np.int64)
+    return DistinctInputs(canonicals, first_rows, codes)
+
+
+def _canonical_batches(ref: FunctionRef, spool: Spool) -> Iterator[pa.LargeStringArray]:
+    """Each spool batch's canonical inputs: from the spool when DuckDB wrote them (Python redoes
+    rows with an upper-case escape), else by Python (each distinct JSON text of a batch once)."""
     written = CANONICAL_COLUMN in spool.schema.names
     for batch in spool.reader([INPUT_COLUMN, *([CANONICAL_COLUMN] if written else [])]) if spool.rows else []:
         texts = batch.column(0)
@@ -235,16 +270,29 @@ def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
             if pc.any(redo).as_py():
                 fixed = [ref.canonical_from_json(text)[1] for text in texts.filter(redo).to_pylist()]
                 canonical = pc.replace_with_mask(canonical, redo, pa.array(fixed, pa.large_string()))
-            chunks.append(canonical)
+            yield canonical
             continue
         unique = pc.unique(texts)
         canonical = [ref.canonical_from_json(text)[1] for text in unique.to_pylist()]
-        chunks.append(pa.array(canonical, pa.large_string()).take(pc.index_in(texts, value_set=unique)))
-    rows = pa.chunked_array(chunks, pa.large_string())
-    canonicals = pc.unique(rows)
-    codes = pc.index_in(rows, value_set=canonicals).to_numpy().astype(np.int64)
-    first_rows = np.unique(codes, return_index=True)[1].astype(np.int64)
-    return DistinctInputs(canonicals, first_rows, codes)
+        yield pa.array(canonical, pa.large_string()).take(pc.index_in(texts, value_set=unique))
+
+
+def _with_rows(batches: Iterator[pa.Array], values: np.ndarray) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """Each batch with the slice of `values` (one per spool row) that lines up with it."""
+    offset = 0
+    for batch in batches:
+        yield batch, values[offset : offset + len(batch)]
+        offset += len(batch)
+
+
+def _taken(batches: Iterator[pa.Array], positions: np.ndarray) -> Iterator[pa.Array]:
+    """The values at `positions` (ascending spool rows), a batch at a time."""
+    offset = 0
+    for batch in batches:
+        low, high = np.searchsorted(positions, [offset, offset + len(batch)])
+        if high > low:
+            yield batch.take(pa.array(positions[low:high] - offset))
+        offset += len(batch)
 
 
 def job_rows(ref: FunctionRef, spool: Spool, canonicals: pa.Array, positions: np.ndarray) -> BatchInput:
@@ -266,10 +314,6 @@ def job_rows(ref: FunctionRef, spool: Spool, canonicals: pa.Array, positions: np
 
 def spool_payloads(ref: FunctionRef, spool: Spool, positions: np.ndarray) -> Iterator[dict[str, Any] | str]:
     """What the Function is sent for the spool's rows at `positions` (ascending), streamed."""
-    offset = 0
-    for batch in spool.reader([INPUT_COLUMN]):
-        low, high = np.searchsorted(positions, [offset, offset + batch.num_rows])
-        if high > low:
-            for text in batch.column(0).take(pa.array(positions[low:high] - offset)).to_pylist():
-                yield ref.canonical_from_json(text)[0]
-        offset += batch.num_rows
+    for texts in _taken((batch.column(0) for batch in spool.reader([INPUT_COLUMN])), positions):
+        for text in texts.to_pylist():
+            yield ref.canonical_from_json(text)[0]
