@@ -14,7 +14,6 @@ import io
 import json
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +21,7 @@ import pyarrow.json as pa_json
 
 from .errors import QueryError
 from .inputs import FunctionRef
+from .sql_text import query_arrow
 
 PREDICTION_TYPE = pa.struct([("label", pa.string()), ("confidence", pa.float64())])
 USAGE_TYPE = pa.struct([("input_tokens", pa.int64()), ("output_tokens", pa.int64())])
@@ -258,9 +258,8 @@ def _ranked(predictions: pa.ChunkedArray) -> bool:
 def answer_json(answers: pa.StructArray) -> list[str]:
     """Each answer as the JSON text of its `sutro_run` value (what the answer cache stores), by
     one DuckDB `to_json` over the whole array rather than a json.dumps per row."""
-    with duckdb.connect() as con:
-        con.register("answers", pa.table({"answer": answers}))
-        return con.sql("SELECT CAST(to_json(answer) AS VARCHAR) FROM answers").to_arrow_table().column(0).to_pylist()
+    table = query_arrow("SELECT CAST(to_json(answer) AS VARCHAR) FROM answers", answers=pa.table({"answer": answers}))
+    return table.column(0).to_pylist()
 
 
 def job_answer_rows(kind: str | None, results: pa.Table) -> list[dict[str, Any]]:

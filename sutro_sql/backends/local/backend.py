@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from ...batch_input import iter_input_batches
@@ -26,7 +25,7 @@ from ...config import HomeConfig, load_object, resolve_home
 from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
-from ...sql_text import json_object, quote
+from ...sql_text import json_object, query_arrow, quote
 from ...wire import Job
 from ..base import (
     RESULT_CHUNK_ROWS,
@@ -510,9 +509,7 @@ def _text_rows(
         [(f.name, f"coalesce({quote(f.name)}, '')" if f.name in schema.names else "''") for f in spec.inputs]
     )
     ids = f"coalesce(CAST(to_json({quote(id_column)}) AS VARCHAR), 'null')" if id_column else "NULL::VARCHAR"
-    with duckdb.connect() as con:
-        con.register("batch", pa.Table.from_batches([batch]))
-        converted = con.sql(f"SELECT {values}, {ids} FROM batch").to_arrow_table()
+    converted = query_arrow(f"SELECT {values}, {ids} FROM batch", batch=pa.Table.from_batches([batch]))
     return converted.column(0).to_pylist(), converted.column(1).to_pylist()
 
 
