@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,19 +237,16 @@ def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
     hash in numpy and the texts then checked equal batch by batch (a hash collision falls back),
     so only the distinct texts are ever held; otherwise Arrow's hash kernels group the texts."""
     if spool.rows and HASH_COLUMN in spool.schema.names:
-        hashes = pa.chunked_array([b.column(0) for b in spool.reader([HASH_COLUMN])], pa.uint64()).to_numpy()
+        hashes = np.concatenate([b.column(0).to_numpy() for b in spool.reader([HASH_COLUMN])])
         unique, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")  # distinct inputs in order of first appearance
         rank = np.empty(len(unique), np.int64)
         rank[order] = np.arange(len(unique))
         first_rows, codes = first[order].astype(np.int64), rank[inverse.reshape(-1)]
-        canonicals = pa.concat_arrays(
-            [pa.array([], pa.large_string()), *_taken(_canonical_batches(ref, spool), first_rows)]
-        )
-        if all(
-            pc.all(pc.equal(batch, canonicals.take(pa.array(rows)))).as_py()
-            for batch, rows in _with_rows(_canonical_batches(ref, spool), codes)
-        ):
+        del hashes, unique, first, inverse, order, rank
+        canonicals = _gathered(lambda: _canonical_batches(ref, spool), first_rows)
+        if _same_texts(_canonical_batches(ref, spool), canonicals, first_rows, codes):
+            release_unused_memory()
             return DistinctInputs(canonicals, first_rows, codes)
     rows = pa.chunked_array([pa.array([], pa.large_string()), *_canonical_batches(ref, spool)], pa.large_string())
     canonicals = pc.unique(rows)
@@ -277,12 +274,40 @@ def _canonical_batches(ref: FunctionRef, spool: Spool) -> Iterator[pa.LargeStrin
         yield pa.array(canonical, pa.large_string()).take(pc.index_in(texts, value_set=unique))
 
 
-def _with_rows(batches: Iterator[pa.Array], values: np.ndarray) -> Iterator[tuple[pa.Array, np.ndarray]]:
-    """Each batch with the slice of `values` (one per spool row) that lines up with it."""
+def _gathered(batches: Callable[[], Iterator[pa.Array]], positions: np.ndarray) -> pa.LargeStringArray:
+    """The texts at `positions` (ascending rows of `batches`) as one array, built in buffers
+    sized by a first pass, so it is never held twice (as pieces and then concatenated)."""
+    lengths = [np.zeros(1, np.int64)]
+    lengths += [pc.binary_length(piece).to_numpy().astype(np.int64) for piece in _taken(batches(), positions)]
+    offsets = np.cumsum(np.concatenate(lengths))
+    data = np.empty(int(offsets[-1]), np.uint8)
+    at = 0
+    for piece in _taken(batches(), positions):
+        bounds = np.frombuffer(piece.buffers()[1], np.int64)[piece.offset : piece.offset + len(piece) + 1]
+        size = int(bounds[-1] - bounds[0])
+        if size:
+            data[at : at + size] = np.frombuffer(piece.buffers()[2], np.uint8, count=size, offset=int(bounds[0]))
+        at += size
+    return pa.LargeStringArray.from_buffers(len(positions), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _same_texts(
+    batches: Iterator[pa.Array], canonicals: pa.LargeStringArray, first_rows: np.ndarray, codes: np.ndarray
+) -> bool:
+    """Does every row repeating an earlier one (same hash) hold the very text of that one?"""
     offset = 0
     for batch in batches:
-        yield batch, values[offset : offset + len(batch)]
+        batch_codes = codes[offset : offset + len(batch)]
+        repeats = np.flatnonzero(first_rows[batch_codes] != np.arange(offset, offset + len(batch)))
         offset += len(batch)
+        if (
+            len(repeats)
+            and not pc.all(
+                pc.equal(batch.take(pa.array(repeats)), canonicals.take(pa.array(batch_codes[repeats])))
+            ).as_py()
+        ):
+            return False
+    return True
 
 
 def _taken(batches: Iterator[pa.Array], positions: np.ndarray) -> Iterator[pa.Array]:
