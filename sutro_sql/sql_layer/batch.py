@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, abstain, check_abstain_below
@@ -90,11 +91,22 @@ class BatchOptions:
 class SpoolAnswers:
     """Per distinct input its `sutro_run` STRUCT value, and per spool row its distinct input."""
 
-    answers: pa.StructArray
+    answers: pa.ChunkedArray  # of ANSWER_TYPE
     codes: np.ndarray
 
     def per_row(self) -> pa.StructArray:
-        return self.answers.take(pa.array(self.codes))
+        return self.answers.combine_chunks().take(pa.array(self.codes))
+
+    def rows(self, start: int, stop: int) -> pa.StructArray:
+        """The answers of spool rows [start, stop): a slice when those rows' inputs are
+        consecutive distinct inputs (every row distinct: a cold warehouse table), else a take
+        from the answers put in one array (once)."""
+        codes = self.codes[start:stop]
+        if len(codes) and np.array_equal(codes, np.arange(codes[0], codes[0] + len(codes))):
+            return self.answers.slice(int(codes[0]), len(codes)).combine_chunks()
+        if self.answers.num_chunks > 1:
+            self.answers = pa.chunked_array([self.answers.combine_chunks()], ANSWER_TYPE)
+        return self.answers.chunk(0).take(pa.array(codes)) if len(codes) else pa.array([], ANSWER_TYPE)
 
 
 @dataclass
@@ -153,7 +165,8 @@ class BatchRunner:
         del pieces
         release_unused_memory()
         rows_per_input = np.bincount(codes, minlength=len(answers))
-        failed = int(rows_per_input[answers.field("error").is_valid().cast(pa.uint8()).to_numpy().astype(bool)].sum())
+        errors = pc.is_valid(pc.struct_field(answers, "error")).cast(pa.uint8()).to_numpy().astype(bool)
+        failed = int(rows_per_input[errors].sum())
         session.count(
             cache_hits=int(rows_per_input[hit_positions].sum()), rows_answered=spool.rows - failed, rows_failed=failed
         )
@@ -211,13 +224,13 @@ class BatchRunner:
         return CachedAnswers(np.concatenate(positions), pa.concat_arrays(answers))
 
 
-def _in_order(pieces: list[pa.StructArray], positions: np.ndarray) -> pa.StructArray:
-    """The answers of `pieces` (concatenated) put at their `positions`: one copy when they are
-    already in order (a cold run: every answer from the job), a second one otherwise."""
-    answers = pa.concat_arrays(pieces)
+def _in_order(pieces: list[pa.StructArray], positions: np.ndarray) -> pa.ChunkedArray:
+    """The answers of `pieces` put at their `positions`: the pieces themselves when they are
+    already in order (a cold run: every answer from the job), else one array taken in order."""
+    answers = pa.chunked_array(pieces, ANSWER_TYPE)
     if np.all(positions[1:] > positions[:-1]):
         return answers
-    return answers.take(pa.array(np.argsort(positions, kind="stable")))
+    return pa.chunked_array([answers.combine_chunks().take(pa.array(np.argsort(positions, kind="stable")))])
 
 
 def batch_columns(ref: FunctionRef, answers: pa.StructArray) -> dict[str, pa.Array]:
@@ -330,27 +343,44 @@ class BatchMaterializer:
 
     def _write_answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions, path: str) -> None:
         """The result file, written a spool batch at a time (distinct inputs -> rows, in query
-        order): the id column (or `row_id`), the typed answer columns, `confidence_score`, `error`."""
+        order): the id column (or `row_id`), the typed answer columns, `confidence_score`, `error`.
+        A remote Function's columns are inferred from all its answers at once; a local one's
+        come from its spec, so each batch is typed alone and no answer array is built whole."""
         answered = self.runner.answer(ref, spool, options)
-        answers = abstain(answered.answers, options.abstain_below)
-        columns = batch_columns(ref, answers)
+        if ref.spec is None:
+            template = _answer_table(ref, answered.answers.combine_chunks(), options)
+
+            def rows(start: int, stop: int) -> pa.Table:
+                return template.take(pa.array(answered.codes[start:stop]))
+        else:
+            template = _answer_table(ref, pa.array([], ANSWER_TYPE), options)
+
+            def rows(start: int, stop: int) -> pa.Table:
+                return _answer_table(ref, answered.rows(start, stop), options)
+
         first_name = options.id_column or "row_id"
-        clash = {first_name, "confidence_score", "error"} & set(columns)
-        if clash:
-            raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
-        columns["confidence_score"] = answers.field("confidence")
-        columns["error"] = answers.field("error")
-        per_input = pa.table(columns)
         first_type = spool.schema.field(options.id_column).type if options.id_column else pa.int64()
-        schema = per_input.schema.insert(0, pa.field(first_name, first_type))
+        schema = template.schema.insert(0, pa.field(first_name, first_type))
         with pq.ParquetWriter(path, schema) as writer:
             offset = 0
             for first in _first_column(spool, options.id_column):
-                rows = per_input.take(pa.array(answered.codes[offset : offset + len(first)]))
-                writer.write_table(rows.add_column(0, schema.field(0), first))
+                writer.write_table(rows(offset, offset + len(first)).add_column(0, schema.field(0), first).cast(schema))
                 offset += len(first)
             if offset == 0:
                 writer.write_table(schema.empty_table())
+
+
+def _answer_table(ref: FunctionRef, answers: pa.StructArray, options: BatchOptions) -> pa.Table:
+    """Answers as `sutro_batch` columns: the typed answer columns (after abstention), then
+    `confidence_score` and `error`."""
+    answers = abstain(answers, options.abstain_below)
+    columns = batch_columns(ref, answers)
+    clash = {options.id_column or "row_id", "confidence_score", "error"} & set(columns)
+    if clash:
+        raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
+    columns["confidence_score"] = answers.field("confidence")
+    columns["error"] = answers.field("error")
+    return pa.table(columns)
 
 
 def _first_column(spool: Spool, id_column: str | None) -> Iterator[pa.Array]:
