@@ -55,6 +55,7 @@ from .spool import (
     SPOOL_BATCH_ROWS,
     DistinctInputs,
     Spool,
+    canonical_texts,
     content_key,
     distinct_inputs,
     job_key,
@@ -144,32 +145,32 @@ class BatchRunner:
         if len(work.missing) and session.client.cache_mode == "replay":
             raise row_failure(ref.name, work.sent[0].as_py(), replay_miss(ref.name))
         pieces = [work.cached.answers]
-        if len(work.missing):
-            rows = job_rows(ref, spool, work.sent, work.distinct.first_rows[work.missing])
+        codes, hits, missing, first_rows = (
+            work.distinct.codes,
+            work.cached.positions,
+            work.missing,
+            work.distinct.first_rows,
+        )
+        if len(missing):
+            rows = job_rows(ref, spool, work.sent, first_rows[missing])
             job = self.run(ref, job_key(ref, work.sent, False), rows, options)
-            offset = 0
-            for fresh in session.client.job_answer_batches(ref, job.job_id, len(work.missing)):
+            del rows, work  # the job holds its inputs: their texts are read again from the spool, as needed
+            sent = _Slices(canonical_texts(ref, spool, first_rows[missing]))
+            for fresh in session.client.job_answer_batches(ref, job.job_id, len(missing)):
+                texts = sent.next(len(fresh))
                 if use_cache:  # failed rows are not cached: a re-run retries them
                     good = fresh.field("error").is_null()
-                    sent = work.sent.slice(offset, len(fresh)).filter(good)
-                    session.client.remember_answer_array(ref, sent, fresh.filter(good))
+                    session.client.remember_answer_array(ref, texts.filter(good), fresh.filter(good))
                 pieces.append(fresh)
-                offset += len(fresh)
-        codes, positions, hit_positions = (
-            work.distinct.codes,
-            np.concatenate([work.cached.positions, work.missing]),
-            work.cached.positions,
-        )
-        del work  # the inputs' texts are no longer needed: free them before the answers are put in order
-        answers = _in_order(pieces, positions)
+        else:
+            del work
+        answers = _in_order(pieces, np.concatenate([hits, missing]))
         del pieces
         release_unused_memory()
         rows_per_input = np.bincount(codes, minlength=len(answers))
         errors = pc.is_valid(pc.struct_field(answers, "error")).cast(pa.uint8()).to_numpy().astype(bool)
         failed = int(rows_per_input[errors].sum())
-        session.count(
-            cache_hits=int(rows_per_input[hit_positions].sum()), rows_answered=spool.rows - failed, rows_failed=failed
-        )
+        session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
         return SpoolAnswers(answers, codes)
 
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
@@ -222,6 +223,25 @@ class BatchRunner:
                 positions.append(np.array(found, np.int64) + start)
                 answers.append(pa.array([rows[i] for i in found], ANSWER_TYPE))
         return CachedAnswers(np.concatenate(positions), pa.concat_arrays(answers))
+
+
+class _Slices:
+    """Consecutive slices of a stream of arrays: `next(n)` is the next `n` values."""
+
+    def __init__(self, arrays: Iterator[pa.Array]) -> None:
+        self._arrays = arrays
+        self._rest: pa.Array | None = None
+
+    def next(self, count: int) -> pa.Array:
+        parts = []
+        while count:
+            if self._rest is None or len(self._rest) == 0:
+                self._rest = next(self._arrays)
+            part = self._rest.slice(0, count)
+            self._rest = self._rest.slice(len(part))
+            parts.append(part)
+            count -= len(part)
+        return pa.concat_arrays(parts)
 
 
 def _in_order(pieces: list[pa.StructArray], positions: np.ndarray) -> pa.ChunkedArray:

@@ -255,6 +255,11 @@ def distinct_inputs(ref: FunctionRef, spool: Spool) -> DistinctInputs:
     return DistinctInputs(canonicals, first_rows, codes)
 
 
+def canonical_texts(ref: FunctionRef, spool: Spool, positions: np.ndarray) -> Iterator[pa.Array]:
+    """The canonical inputs of the spool rows at `positions` (ascending), a batch at a time."""
+    return _taken(_canonical_batches(ref, spool), positions)
+
+
 def _canonical_batches(ref: FunctionRef, spool: Spool) -> Iterator[pa.LargeStringArray]:
     """Each spool batch's canonical inputs: from the spool when DuckDB wrote them (Python redoes
     rows with an upper-case escape), else by Python (each distinct JSON text of a batch once)."""

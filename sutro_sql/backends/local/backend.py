@@ -56,7 +56,7 @@ class LocalBackend:
     """The embedded local deployment over a home folder (see the module docstring)."""
 
     #: Seconds between store polls while streaming progress.
-    progress_poll_interval: float = 0.2
+    progress_poll_interval: float = 0.05
     #: Seconds of silence after which the progress stream sends a heartbeat.
     heartbeat_interval: float = 10.0
 
