@@ -162,6 +162,7 @@ class BatchRunner:
                     good = fresh.field("error").is_null()
                     session.client.remember_answer_array(ref, texts.filter(good), fresh.filter(good))
                 pieces.append(fresh)
+                release_unused_memory()
         else:
             del work
         answers = _in_order(pieces, np.concatenate([hits, missing]))
@@ -388,6 +389,7 @@ class BatchMaterializer:
                 offset += len(first)
             if offset == 0:
                 writer.write_table(schema.empty_table())
+        release_unused_memory()
 
 
 def _answer_table(ref: FunctionRef, answers: pa.StructArray, options: BatchOptions) -> pa.Table:
