@@ -43,15 +43,20 @@ def live_answers(con, function: str) -> dict[int, dict]:
     return dict(rows)
 
 
-def test_a_classification_batch_of_many_chunks_matches_sutro_run_row_for_row(con, counting):
-    query = "SELECT id, subject, body FROM tickets ORDER BY id DESC"
+@pytest.mark.parametrize(
+    "where, count",
+    [("", ROWS), ("WHERE id < 40", 40)],
+    ids=["repeated inputs", "distinct rows (answers read as the file is written)"],
+)
+def test_a_classification_batch_of_many_chunks_matches_sutro_run_row_for_row(con, counting, where, count):
+    query = f"SELECT id, subject, body FROM tickets {where} ORDER BY id DESC"
     rows = con.sql(
         f"SELECT * FROM sutro_batch('ticket-triage', '{query}', id_column := 'id', cache := false)"
     ).fetchall()
-    assert [row[0] for row in rows] == list(range(ROWS))[::-1]
+    assert [row[0] for row in rows] == list(range(count))[::-1]
     assert counting.submissions == 1
     session = session_for(con)
-    assert (session.stats.rows_answered, session.stats.rows_failed) == (ROWS - 1, 1)
+    assert (session.stats.rows_answered, session.stats.rows_failed) == (count - 1, 1)
     live = live_answers(con, "ticket-triage")
     for id_, response, confidence, predictions, rationale, score, error in rows:
         if id_ == 13:

@@ -32,14 +32,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, abstain, check_abstain_below
@@ -88,26 +87,67 @@ class BatchOptions:
     abstain_below: float | None = None
 
 
-@dataclass
 class SpoolAnswers:
-    """Per distinct input its `sutro_run` STRUCT value, and per spool row its distinct input."""
+    """Per spool row its distinct input (`codes`), and the distinct inputs' `sutro_run` values in
+    order, read from `source` as rows ask for them: when every row is a distinct input that the
+    job answered (a cold table of distinct rows), the job's answers stream from the backend
+    while the result file is written and none is kept once written. `count` gets the number
+    of failed rows once every answer has been read."""
 
-    answers: pa.ChunkedArray  # of ANSWER_TYPE
-    codes: np.ndarray
+    def __init__(self, codes: np.ndarray, source: Iterator[pa.StructArray], count: Callable[[int], None]) -> None:
+        self.codes = codes
+        self._source = source
+        self._count: Callable[[int], None] | None = count
+        self._rows_per_input = np.bincount(codes) if len(codes) else np.zeros(0, np.int64)
+        self._sequential = bool(np.array_equal(codes, np.arange(len(codes))))
+        self._pieces: list[pa.StructArray] = []
+        self._dropped = 0  # distinct inputs read and dropped (before the first piece held)
+        self._read = 0  # distinct inputs read
+        self._failed = 0
 
     def per_row(self) -> pa.StructArray:
-        return self.answers.combine_chunks().take(pa.array(self.codes))
+        """Every row's answer, in spool order."""
+        return self.answers().take(pa.array(self.codes))
+
+    def answers(self) -> pa.StructArray:
+        """Every distinct input's answer, in order (all read, and kept)."""
+        while self._next():
+            pass
+        if self._dropped:
+            raise RuntimeError("answers already written and dropped")
+        whole = pa.concat_arrays([pa.array([], ANSWER_TYPE), *self._pieces])
+        self._pieces = [whole]
+        return whole
 
     def rows(self, start: int, stop: int) -> pa.StructArray:
-        """The answers of spool rows [start, stop): a slice when those rows' inputs are
-        consecutive distinct inputs (every row distinct: a cold warehouse table), else a take
-        from the answers put in one array (once)."""
-        codes = self.codes[start:stop]
-        if len(codes) and np.array_equal(codes, np.arange(codes[0], codes[0] + len(codes))):
-            return self.answers.slice(int(codes[0]), len(codes)).combine_chunks()
-        if self.answers.num_chunks > 1:
-            self.answers = pa.chunked_array([self.answers.combine_chunks()], ANSWER_TYPE)
-        return self.answers.chunk(0).take(pa.array(codes)) if len(codes) else pa.array([], ANSWER_TYPE)
+        """The answers of spool rows [start, stop), asked in order: read up to `stop` and
+        sliced when rows are the distinct inputs themselves, else taken from all answers."""
+        if not self._sequential:
+            return self.answers().take(pa.array(self.codes[start:stop]))
+        while self._read < stop and self._next():
+            pass
+        while self._pieces and self._dropped + len(self._pieces[0]) <= start:
+            self._dropped += len(self._pieces.pop(0))
+        held = pa.chunked_array(self._pieces, ANSWER_TYPE)
+        return held.slice(start - self._dropped, stop - start).combine_chunks()
+
+    def finish(self) -> None:
+        """Read whatever is left (so the answers are counted, and cached)."""
+        while self._next():
+            pass
+
+    def _next(self) -> bool:
+        piece = next(self._source, None)
+        if piece is None:
+            if self._count is not None:
+                self._count(self._failed)
+                self._count = None
+            return False
+        failed = piece.field("error").is_valid().cast(pa.uint8()).to_numpy().astype(bool)
+        self._failed += int(self._rows_per_input[self._read : self._read + len(piece)][failed].sum())
+        self._pieces.append(piece)
+        self._read += len(piece)
+        return True
 
 
 @dataclass
@@ -137,42 +177,46 @@ class BatchRunner:
 
     def answer(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> SpoolAnswers:
         """Every row's answer: cached distinct inputs from the cache (memory, then disk), the
-        others sent as one job (re-attached when it exists), whose answers are then cached, a
-        chunk per transaction."""
+        others sent as one job (re-attached when it exists), whose answers are cached a chunk
+        per transaction as they are read (see `SpoolAnswers`)."""
         session = self.session
         use_cache = session.client.reads_cache(session.cache_enabled and options.cache)
         work = self._unanswered(ref, spool, use_cache)
         if len(work.missing) and session.client.cache_mode == "replay":
             raise row_failure(ref.name, work.sent[0].as_py(), replay_miss(ref.name))
-        pieces = [work.cached.answers]
-        codes, hits, missing, first_rows = (
-            work.distinct.codes,
-            work.cached.positions,
-            work.missing,
-            work.distinct.first_rows,
-        )
+        codes, cached, missing, first_rows = work.distinct.codes, work.cached, work.missing, work.distinct.first_rows
+        fresh: Iterator[pa.StructArray] = iter(())
         if len(missing):
             rows = job_rows(ref, spool, work.sent, first_rows[missing])
             job = self.run(ref, job_key(ref, work.sent, False), rows, options)
-            del rows, work  # the job holds its inputs: their texts are read again from the spool, as needed
-            sent = _Slices(canonical_texts(ref, spool, first_rows[missing]))
-            for fresh in session.client.job_answer_batches(ref, job.job_id, len(missing)):
-                texts = sent.next(len(fresh))
-                if use_cache:  # failed rows are not cached: a re-run retries them
-                    good = fresh.field("error").is_null()
-                    session.client.remember_answer_array(ref, texts.filter(good), fresh.filter(good))
-                pieces.append(fresh)
-                release_unused_memory()
-        else:
-            del work
-        answers = _in_order(pieces, np.concatenate([hits, missing]))
-        del pieces
+            del rows  # the job holds its inputs: their texts are read again from the spool, as needed
+            fresh = self._fresh(ref, spool, job.job_id, first_rows[missing], use_cache)
+        del work
+        hits = int(np.bincount(codes, minlength=len(first_rows))[cached.positions].sum())
+
+        def count(failed: int) -> None:
+            session.count(cache_hits=hits, rows_answered=spool.rows - failed, rows_failed=failed)
+
+        if not len(cached.positions):  # every answer from the job, in order: read them as asked
+            return SpoolAnswers(codes, fresh, count)
+        answers = _in_order([cached.answers, *fresh], np.concatenate([cached.positions, missing]))
         release_unused_memory()
-        rows_per_input = np.bincount(codes, minlength=len(answers))
-        errors = pc.is_valid(pc.struct_field(answers, "error")).cast(pa.uint8()).to_numpy().astype(bool)
-        failed = int(rows_per_input[errors].sum())
-        session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
-        return SpoolAnswers(answers, codes)
+        return SpoolAnswers(codes, iter(answers.chunks), count)
+
+    def _fresh(
+        self, ref: FunctionRef, spool: Spool, job_id: str, positions: np.ndarray, use_cache: bool
+    ) -> Iterator[pa.StructArray]:
+        """The job's answers for the spool rows at `positions`, a chunk at a time, each chunk's
+        good answers cached as it is read (failed rows are not: a re-run retries them)."""
+        client = self.session.client
+        sent = _Slices(canonical_texts(ref, spool, positions))
+        for fresh in client.job_answer_batches(ref, job_id, len(positions)):
+            texts = sent.next(len(fresh))
+            if use_cache:
+                good = fresh.field("error").is_null()
+                client.remember_answer_array(ref, texts.filter(good), fresh.filter(good))
+            yield fresh
+            release_unused_memory()
 
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
@@ -343,10 +387,15 @@ class BatchMaterializer:
 
     def _materialize(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> str:
         path = os.path.join(self.session.workdir, f"result-{uuid.uuid4().hex}.parquet")
-        if options.dry_run:
-            pq.write_table(self._estimate(ref, spool, options), path)
-        else:
-            self._write_answers(ref, spool, options, path)
+        try:
+            if options.dry_run:
+                pq.write_table(self._estimate(ref, spool, options), path)
+            else:
+                self._write_answers(ref, spool, options, path)
+        except BaseException:
+            if os.path.exists(path):  # answers are read while the file is written: do not leave half of it
+                os.remove(path)
+            raise
         return path
 
     def _estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
@@ -369,7 +418,7 @@ class BatchMaterializer:
         come from its spec, so each batch is typed alone and no answer array is built whole."""
         answered = self.runner.answer(ref, spool, options)
         if ref.spec is None:
-            template = _answer_table(ref, answered.answers.combine_chunks(), options)
+            template = _answer_table(ref, answered.answers(), options)
 
             def rows(start: int, stop: int) -> pa.Table:
                 return template.take(pa.array(answered.codes[start:stop]))
@@ -389,6 +438,7 @@ class BatchMaterializer:
                 offset += len(first)
             if offset == 0:
                 writer.write_table(schema.empty_table())
+        answered.finish()
         release_unused_memory()
 
 
