@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...errors import ServerError
 
@@ -133,9 +133,9 @@ class Claim:
     priority: int
 
 
-@dataclass(frozen=True)
-class RowResult:
-    """What a chunk commit writes for one row: an answer (output JSON text) or an error."""
+class RowResult(NamedTuple):
+    """What a chunk commit writes for one row: an answer (output JSON text) or an error.
+    (A tuple: one is made per row, and a frozen dataclass costs ~1 us more each.)"""
 
     idx: int
     output: str | None
