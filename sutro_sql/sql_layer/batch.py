@@ -211,10 +211,9 @@ class BatchRunner:
         client = self.session.client
         sent = _Slices(canonical_texts(ref, spool, positions))
         for fresh in client.job_answer_batches(ref, job_id, len(positions)):
-            texts = sent.next(len(fresh))
             if use_cache:
                 good = fresh.field("error").is_null()
-                client.remember_answer_array(ref, texts.filter(good), fresh.filter(good))
+                client.remember_answer_array(ref, sent.next(len(fresh)).filter(good), fresh.filter(good))
             yield fresh
             release_unused_memory()
 
