@@ -59,6 +59,8 @@ class LocalBackend:
     progress_poll_interval: float = 0.05
     #: Seconds of silence after which the progress stream sends a heartbeat.
     heartbeat_interval: float = 10.0
+    #: Rows per store read when `get_job_results` assembles a whole job.
+    result_chunk_rows: int = RESULT_CHUNK_ROWS
 
     def __init__(
         self,
@@ -317,7 +319,10 @@ class LocalBackend:
         local engines report calibrated confidence instead], error. Input row order."""
         batches = list(
             self.iter_job_results(
-                job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
+                job_id,
+                include_inputs=include_inputs,
+                include_cumulative_logprobs=include_cumulative_logprobs,
+                chunk_rows=self.result_chunk_rows,
             )
         )
         tables = [pa.Table.from_batches([batch]) for batch in batches]
