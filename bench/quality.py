@@ -9,7 +9,10 @@ fixed pool/test split by scenario. The engine is run through its real `answer`
 path on a FunctionSpec holding the examples; three baselines see the same splits:
 zero-shot cosine to the label descriptions with the same encoder, the centroid of
 each label's examples and description (argmax cosine), and TF-IDF + logistic
-regression on the same examples. Every spec's reviewed examples are also asked
+regression on the same examples. The engine's accuracy minus the centroid's and
+zero-shot's is also given paired on the same rows, with its standard error over
+rows (`engine_2_minus_centroid`, ...; `clearly_below_a_baseline` lists the cells
+more than two standard errors under). Every spec's reviewed examples are also asked
 back verbatim (`reviewed_asked_back`). `engine_skewed` is the engine with
 unbalanced examples (32 of the first label, 8 of each other), the usual shape of a
 real review set. Test texts are encoded once (the encoder's cache) and reused
@@ -220,6 +223,22 @@ def tfidf_logistic(data: LabeledSet, examples: list[int], rows: list[int]) -> tu
     return list(model.classes_[probabilities.argmax(axis=1)]), probabilities.max(axis=1)
 
 
+def correct(gold: list[str], answers: tuple[list[str], np.ndarray]) -> np.ndarray:
+    """1.0 where an answer is right, per row."""
+    return np.array([g == p for g, p in zip(gold, answers[0], strict=True)], dtype=float)
+
+
+def margin(ours: list[np.ndarray], theirs: list[np.ndarray]) -> dict[str, float]:
+    """Accuracy difference of two methods on the same rows, paired seed by seed, with its standard
+    error over rows (each row's difference averaged over seeds): the test sets are small (118
+    tickets), so a difference of a point or two can be the rows drawn, not the method."""
+    per_row = np.mean([a - b for a, b in zip(ours, theirs, strict=True)], axis=0)
+    return {
+        "difference": round(float(per_row.mean()), 3),
+        "standard_error": round(float(per_row.std(ddof=1) / math.sqrt(len(per_row))), 3),
+    }
+
+
 def mean_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(float(np.mean([r[key] for r in runs])), 3) for key in runs[0]}
 
@@ -233,17 +252,23 @@ def bench_classification(data: LabeledSet, encoder: Encoder, test_rows: int, see
     encode_seconds = time.perf_counter() - started
     engine = EmbeddedEngine(encoder)
     result = {"dataset": data.name, "kind": data.kind, "labels": len(data.labels), "test_rows": len(test)}
-    result["zero_shot_cosine"] = scores(gold, *zero_shot_cosine(encoder, data, no_examples, rows))
+    zero_shot = zero_shot_cosine(encoder, data, no_examples, rows)
+    result["zero_shot_cosine"] = scores(gold, *zero_shot)
     result["engine_no_examples"] = scores(gold, *run_engine(engine, no_examples, rows))
     asked_back, back_confidence = [], []
     for shots in SHOTS:
         engine_runs, tfidf_runs, centroid_runs = [], [], []
+        engine_right, centroid_right = [], []
         for seed in draws:
             examples = [i for label in data.labels for i in draws[seed][label][:shots]]
             spec = classification_spec(data, examples)
-            engine_runs.append(scores(gold, *run_engine(engine, spec, rows)))
+            engine_answers = run_engine(engine, spec, rows)
+            centroid_answers = centroid_cosine(encoder, data, spec, examples, rows)
+            engine_runs.append(scores(gold, *engine_answers))
             tfidf_runs.append(scores(gold, *tfidf_logistic(data, examples, test)))
-            centroid_runs.append(scores(gold, *centroid_cosine(encoder, data, spec, examples, rows)))
+            centroid_runs.append(scores(gold, *centroid_answers))
+            engine_right.append(correct(gold, engine_answers))
+            centroid_right.append(correct(gold, centroid_answers))
             answered, confidence = run_engine(engine, spec, [data.row(i) for i in examples])
             asked_back += [a == data.gold[i] for a, i in zip(answered, examples, strict=True)]
             back_confidence += confidence.tolist()
@@ -251,6 +276,8 @@ def bench_classification(data: LabeledSet, encoder: Encoder, test_rows: int, see
         result[f"engine_{shots}_accuracy_by_seed"] = [round(r["accuracy"], 3) for r in engine_runs]
         result[f"centroid_{shots}"] = mean_of(centroid_runs)
         result[f"tfidf_lr_{shots}"] = mean_of(tfidf_runs)
+        result[f"engine_{shots}_minus_centroid"] = margin(engine_right, centroid_right)
+        result[f"engine_{shots}_minus_zero_shot"] = margin(engine_right, [correct(gold, zero_shot)] * len(draws))
     result["reviewed_asked_back"] = {
         "examples": len(asked_back),
         "accuracy": round(float(np.mean(asked_back)), 4),
@@ -416,6 +443,9 @@ def print_table(results: list[dict], quantities: dict, emails: dict, speed: dict
         for method in [*methods, "engine_skewed"]:
             m = r[method]
             print(f"{r['dataset']:18} {method:22} {m['accuracy']:6.3f} {m['macro_f1']:6.3f} {m['ece']:6.3f}")
+        for shots in SHOTS:
+            paired = [r[f"engine_{shots}_minus_{b}"] for b in ("centroid", "zero_shot")]
+            print(f"{r['dataset']:18} {f'engine_{shots} minus':22} centroid {paired[0]['difference']:+.3f} ± {paired[0]['standard_error']:.3f}, zero-shot {paired[1]['difference']:+.3f} ± {paired[1]['standard_error']:.3f}")  # fmt: skip
         back = r["reviewed_asked_back"]
         print(f"{r['dataset']:18} {'reviewed asked back':22} {back['accuracy']:6.3f}  min confidence {back['min_confidence']:.3f}")  # fmt: skip
     print(f"\nextraction ({quantities['dataset']}, {quantities['rows']} sentences), field by field:")
@@ -452,6 +482,18 @@ def targets(results: list[dict], quantities: dict, emails: dict) -> dict[str, bo
     return met
 
 
+def clearly_below_a_baseline(results: list[dict]) -> list[str]:
+    """The (set, shots) cells where the engine trails a baseline by more than two standard errors."""
+    return [
+        f"{r['dataset']}_{shots}_below_{baseline}"
+        for r in results
+        for shots in SHOTS
+        for baseline in ("centroid", "zero_shot")
+        if r[f"engine_{shots}_minus_{baseline}"]["difference"]
+        < -2 * r[f"engine_{shots}_minus_{baseline}"]["standard_error"]
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -481,6 +523,7 @@ def main() -> None:
         "extraction_emails": emails,
         "encoder_speed": speed,
         "targets": targets(results, quantities, emails),
+        "clearly_below_a_baseline": clearly_below_a_baseline(results),
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(summary))

@@ -36,6 +36,12 @@ ANSWER_TYPE = pa.struct(
         ("rationale", pa.string()),
         ("usage", USAGE_TYPE),
         ("error", pa.string()),
+        ("function", pa.string()),
+        ("revision", pa.string()),
+        ("engine", pa.string()),
+        ("job_id", pa.string()),
+        ("source", pa.string()),
+        ("escalated", pa.bool_()),
     ]
 )
 
@@ -43,8 +49,17 @@ ANSWER_TYPE = pa.struct(
 ANSWER_SQL_TYPE = (
     "STRUCT(response VARCHAR, output JSON, confidence DOUBLE, "
     "predictions STRUCT(label VARCHAR, confidence DOUBLE)[], rationale VARCHAR, "
-    "usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), error VARCHAR)"
+    "usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), error VARCHAR, "
+    "function VARCHAR, revision VARCHAR, engine VARCHAR, job_id VARCHAR, source VARCHAR, escalated BOOLEAN)"
 )
+
+#: Where an answer came from, after its fields: the Function and revision that answered, its
+#: engine (a local Function's `engine`, or the remote deployment's URL), the batch job that
+#: computed it (NULL in real time), `source` and whether a cascade escalated the row.
+PROVENANCE_FIELDS = ("function", "revision", "engine", "job_id", "source", "escalated")
+#: `source` values: computed by this statement in real time, read back from the answer cache
+#: (it existed before the statement: memory or disk), or computed by a batch job.
+SOURCE_ENGINE, SOURCE_CACHE, SOURCE_JOB = "engine", "cache", "job"
 
 #: Classification columns of a `sutro_batch` result, after the id column.
 CLASSIFICATION_COLUMNS = pa.schema(
@@ -114,6 +129,49 @@ def answer_row(response: dict[str, Any], kind: str | None = None) -> dict[str, A
         },
         "error": None,
     }
+
+
+def engine_row(response: dict[str, Any], ref: FunctionRef) -> dict[str, Any]:
+    """`answer_row` of a response `ref` computed now, with its provenance (a remote deployment
+    names the revision in its response)."""
+    named = response.get("function")
+    revision = named.get("revision") if isinstance(named, dict) else None
+    made = provenance(ref, SOURCE_ENGINE) | ({"revision": revision} if revision else {})
+    return answer_row(response, ref.kind) | made
+
+
+def provenance(ref: FunctionRef, source: str, job_id: str | None = None) -> dict[str, Any]:
+    """The provenance fields of an answer `ref` computed (`escalated` is the cascade's to set)."""
+    return {
+        "function": ref.name,
+        "revision": ref.revision or None,
+        "engine": ref.engine,
+        "job_id": job_id,
+        "source": source,
+        "escalated": False,
+    }
+
+
+def cached_row(ref: FunctionRef, row: dict[str, Any], *, cached: bool = True) -> dict[str, Any]:
+    """A `sutro_run` value read back from the answer cache: it keeps the function, revision,
+    engine and job it was computed with (a row cached before answers carried them gets what
+    the cache key tells: `ref`'s), and says `source` 'cache' unless `cached` is False (this
+    statement computed it)."""
+    filled = provenance(ref, SOURCE_ENGINE) | {"job_id": None} | row
+    return filled | {"source": SOURCE_CACHE} if cached else filled
+
+
+def from_cache(answers: pa.StructArray, cached: pa.Array | np.ndarray | None = None) -> pa.StructArray:
+    """`answers` with `source` 'cache' on every row (`cached` None), or where `cached` is true:
+    one constant column (or one `if_else`), never per-row Python, so the warm path stays cheap."""
+    source = answers.field("source")
+    if cached is None:
+        column = pa.repeat(pa.scalar(SOURCE_CACHE, pa.string()), len(answers))
+    else:  # a failed row (no source) stays as it is
+        column = pc.if_else(pc.and_(cached, source.is_valid()), pa.scalar(SOURCE_CACHE, pa.string()), source)
+    fields = [column if name == "source" else answers.field(name) for name in ANSWER_TYPE.names]
+    mask = answers.is_null() if answers.null_count else None
+    return pa.StructArray.from_arrays(fields, fields=list(ANSWER_TYPE), mask=mask)
 
 
 def abstain(answers: pa.StructArray, below: float | None) -> pa.StructArray:
@@ -234,13 +292,29 @@ def _labelled_answers(results: pa.RecordBatch | pa.Table) -> pa.StructArray | No
         "confidence": pc.if_else(answered, results.column("confidence_score"), pa.scalar(None, pa.float64())),
         "predictions": predictions.take(rows),
         "rationale": parsed.column("rationale").take(rows),
-        "usage": pa.nulls(len(good), USAGE_TYPE),
         "error": pc.if_else(
             pc.or_kleene(answered, pc.greater(pc.binary_length(errors), 0)).fill_null(False), errors, "no answer"
         ),
     }
-    columns = [pa.chunked_array(fields[name]).combine_chunks().cast(ANSWER_TYPE.field(name).type) for name in fields]
+    columns = [
+        pa.chunked_array(fields[f.name]).combine_chunks().cast(f.type)
+        if f.name in fields
+        else pa.nulls(len(good), f.type)
+        for f in ANSWER_TYPE
+    ]  # fields a batch output does not carry (usage, provenance) are NULL, as row by row
     return pa.StructArray.from_arrays(columns, fields=list(ANSWER_TYPE))
+
+
+def with_fields(answers: pa.StructArray, values: dict[str, Any]) -> pa.StructArray:
+    """`answers` with the fields named in `values` set to that value on every row (a constant
+    column each, e.g. the provenance of a job's answers)."""
+    columns = [
+        pa.repeat(pa.scalar(values[f.name], f.type), len(answers)) if f.name in values else answers.field(f.name)
+        for f in ANSWER_TYPE
+    ]
+    return pa.StructArray.from_arrays(
+        columns, fields=list(ANSWER_TYPE), mask=answers.is_null() if answers.null_count else None
+    )
 
 
 def _ranked(predictions: pa.ChunkedArray) -> bool:

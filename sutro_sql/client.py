@@ -37,7 +37,16 @@ from pydantic import BaseModel
 
 from . import environment
 from .answer_cache import AnswerCache, answer_keys
-from .answers import answer_json, job_answer_array, response_from_row
+from .answers import (
+    PROVENANCE_FIELDS,
+    SOURCE_JOB,
+    answer_json,
+    cached_row,
+    job_answer_array,
+    provenance,
+    response_from_row,
+    with_fields,
+)
 from .backends import open_backend
 from .backends.base import (
     RESULT_CHUNK_ROWS,
@@ -68,7 +77,13 @@ DEFAULT_MAX_CONCURRENCY = 8
 
 
 class FunctionRunResult(dict):
-    """The v1 run response (a dict, so every field survives) with the SDK's properties."""
+    """The v1 run response (a dict, so every field survives) with the SDK's properties, and
+    `provenance`: where the answer came from, as the `sutro_run` STRUCT says it (function,
+    revision, engine, job_id, source, escalated)."""
+
+    def __init__(self, response: dict[str, Any], provenance: dict[str, Any] | None = None) -> None:
+        super().__init__(response)
+        self.provenance = provenance or {}
 
     @property
     def output(self) -> Any:
@@ -254,7 +269,9 @@ class Client:
             spec = self.backend.get_function_spec(name)
         except NotFoundError as exc:
             raise NotFoundError(f"unknown Function {name!r} on backend {self.backend.identity}: {exc.detail}") from None
-        ref = FunctionRef(name, spec)
+        # a Function without a spec runs on a remote deployment: identity is "remote:<its URL>"
+        deployment = None if spec is not None else self.backend.identity.removeprefix("remote:")
+        ref = FunctionRef(name, spec, deployment)
         self._functions[name] = (ref, now)
         return ref
 
@@ -292,7 +309,8 @@ class Client:
             raise answer
         if answer.cached:
             self.stats.count(cache_hits=1)
-        return FunctionRunResult(answer.response if answer.response is not None else response_from_row(ref, answer.row))
+        response = answer.response if answer.response is not None else response_from_row(ref, answer.row)
+        return FunctionRunResult(response, {name: answer.row.get(name) for name in PROVENANCE_FIELDS})
 
     def answer_inputs(
         self, ref: FunctionRef, payloads: dict[str, Any], *, cache: bool = True, epoch: int | None = None
@@ -314,7 +332,7 @@ class Client:
             return [None] * len(canonicals)
         keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals)
         stored = self.answers.get_many(keys)
-        return [stored.get(key) for key in keys]
+        return [None if key not in stored else cached_row(ref, stored[key]) for key in keys]
 
     def remember_answer_array(self, ref: FunctionRef, canonicals: pa.Array, answers: pa.StructArray) -> None:
         """Cache a chunk of a batch job's good answers (`canonicals[i]` answered by `answers[i]`),
@@ -454,12 +472,12 @@ class Client:
     def job_answer_batches(self, ref: FunctionRef, job_id: str, expected_rows: int) -> Iterator[pa.StructArray]:
         """A SUCCEEDED job's answers as `sutro_run` values (failed rows carry `error`), in input
         order, a chunk at a time as the backend streams them (`Backend.iter_job_results`)."""
-        seen = 0
+        seen, made = 0, provenance(ref, SOURCE_JOB, job_id)
         for batch in self.backend.iter_job_results(job_id, chunk_rows=self.result_chunk_rows):
             seen += batch.num_rows
             if seen > expected_rows:
                 raise ServerError(f"job {job_id} returned more result rows than its {expected_rows} input rows")
-            yield job_answer_array(ref.kind, batch)
+            yield with_fields(job_answer_array(ref.kind, batch), made)
         if seen != expected_rows:
             raise ServerError(f"job {job_id} returned {seen} result rows for {expected_rows} input rows")
 

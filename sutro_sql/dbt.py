@@ -15,6 +15,10 @@ In ``profiles.yml``::
           cache_mode: replay     # answers from the cache only (CI without a deployment); default
                                  # SUTRO_SQL_CACHE, else record
           progress: false        # progress bars on stderr
+          auto_batch: true       # lift sutro_run models over auto_batch_threshold distinct inputs to one
+                                 # batch job (needs the package's dispatch, see macros/lift.sql); default
+                                 # SUTRO_SQL_AUTO_BATCH, else true
+          auto_batch_threshold: 1000
 
 Every key is optional. The plugin registers ``sutro_run``, ``sutro_batch`` and
 ``sutro_jobs`` (``sutro_sql.sql_layer.register``) on dbt's connection, and their
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from dbt.adapters.duckdb.plugins import BasePlugin
 
+from . import environment
 from .client import CACHE_MODES
 from .errors import ConfigurationError
 
@@ -62,6 +67,8 @@ class PluginSettings:
     cache: bool = True
     cache_mode: str | None = None
     progress: bool = False
+    auto_batch: bool | None = None  # None: SUTRO_SQL_AUTO_BATCH, else on
+    auto_batch_threshold: int | None = None  # None: the SQL session's default
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> PluginSettings:
@@ -80,7 +87,9 @@ class PluginSettings:
             values[name] = text.strip() or None if text else None
         if config.get("max_concurrency") is not None:
             values["max_concurrency"] = _positive_int("max_concurrency", config["max_concurrency"])
-        for name in ("cache", "progress"):
+        if config.get("auto_batch_threshold") is not None:
+            values["auto_batch_threshold"] = _positive_int("auto_batch_threshold", config["auto_batch_threshold"])
+        for name in ("cache", "progress", "auto_batch"):
             if config.get(name) is not None:
                 values[name] = _flag(name, config[name])
         mode = values.get("cache_mode")
@@ -157,7 +166,21 @@ class Plugin(BasePlugin):
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
         from .sql_layer import register
 
-        register(conn, client=self.client, cache=self.settings.cache, progress=self.settings.progress)
+        settings = self.settings
+        auto_batch = settings.auto_batch
+        if auto_batch is None:
+            auto_batch = _flag(environment.AUTO_BATCH, environment.get(environment.AUTO_BATCH) or "true")
+        threshold = (
+            {} if settings.auto_batch_threshold is None else {"auto_batch_threshold": settings.auto_batch_threshold}
+        )
+        register(
+            conn,
+            client=self.client,
+            cache=settings.cache,
+            progress=settings.progress,
+            auto_batch=auto_batch,
+            **threshold,
+        )
 
     def configure_cursor(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """dbt runs every model on a cursor of the registered connection: the UDFs (and the

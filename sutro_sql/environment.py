@@ -20,6 +20,8 @@ PROGRESS = "SUTRO_SQL_PROGRESS"
 #: "record" (the default: answers come from the cache, else are computed and cached) or
 #: "replay" (answers come only from the cache; a miss is an error and nothing is computed).
 CACHE_MODE = "SUTRO_SQL_CACHE"
+#: "0"/"false" turns off the `auto_batch` lift of `sutro-sql run`/`query` (on by default).
+AUTO_BATCH = "SUTRO_SQL_AUTO_BATCH"
 #: Overrides of the home's config.yaml.
 ENGINE = "SUTRO_SQL_ENGINE"
 WORKERS = "SUTRO_SQL_WORKERS"

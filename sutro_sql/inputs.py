@@ -58,15 +58,22 @@ def row_failure(function: str, row_text: str, cause: SutroSQLError | str) -> Sut
 class FunctionRef:
     """A Function as the client knows it: its spec when the backend has one (local Functions),
     and the revision cache keys use: the spec's content hash, or "" for remote Functions, whose
-    answers are keyed by name alone."""
+    answers are keyed by name alone. `deployment`: the remote deployment's URL (no key), which
+    answers' provenance names as the engine of a Function without a spec."""
 
     name: str
     spec: FunctionSpec | None = None
+    deployment: str | None = None
 
     @cached_property
     def revision(self) -> str:
         """Computed once per ref: hashing the spec costs ~30 us, and a batch asks once per row."""
         return self.spec.revision if self.spec is not None else ""
+
+    @property
+    def engine(self) -> str | None:
+        """What computes this Function's answers: the spec's engine, else the deployment."""
+        return self.spec.engine if self.spec is not None else self.deployment
 
     @property
     def kind(self) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import environment
 from .answer_cache import AnswerCache, answer_key
-from .answers import answer_row
+from .answers import cached_row, engine_row
 from .backends.base import Backend, RunsFunctionsInBatches
 from .errors import CacheMissError, ConfigurationError, SutroSQLError
 from .inputs import FunctionRef
@@ -94,7 +94,8 @@ class RealtimeCalls:
                 mine = self._computed.get(epoch, set()) if epoch is not None else set()
                 for canonical, key in keys.items():
                     if key in stored:
-                        results[canonical] = Answer(stored[key], None, key not in mine)
+                        cached = key not in mine
+                        results[canonical] = Answer(cached_row(ref, stored[key], cached=cached), None, cached)
         if self.replay:
             for canonical in payloads:
                 results.setdefault(canonical, replay_miss(ref.name))
@@ -174,7 +175,7 @@ class RealtimeCalls:
                 future.set_exception(response)
             else:
                 self.stats.count_usage(response.get("usage"))
-                future.set_result(Answer(answer_row(response, ref.kind), response, False))
+                future.set_result(Answer(engine_row(response, ref), response, False))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

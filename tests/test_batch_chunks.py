@@ -35,6 +35,10 @@ def con(counting, client, monkeypatch):
     connection.close()
 
 
+def jobs_of(backend) -> list[str]:
+    return [job["job_id"] for job in backend.list_jobs()]
+
+
 def live_answers(con, function: str) -> dict[int, dict]:
     rows = con.sql(
         f"SELECT id, sutro_run('{function}', {{'subject': subject, 'body': body}}, on_error := 'null') "
@@ -51,14 +55,16 @@ def live_answers(con, function: str) -> dict[int, dict]:
 def test_a_classification_batch_of_many_chunks_matches_sutro_run_row_for_row(con, counting, where, count):
     query = f"SELECT id, subject, body FROM tickets {where} ORDER BY id DESC"
     rows = con.sql(
-        f"SELECT * FROM sutro_batch('ticket-triage', '{query}', id_column := 'id', cache := false)"
+        "SELECT id, response, confidence, predictions, rationale, confidence_score, error, source, job_id "
+        f"FROM sutro_batch('ticket-triage', '{query}', id_column := 'id', cache := false)"
     ).fetchall()
     assert [row[0] for row in rows] == list(range(count))[::-1]
     assert counting.submissions == 1
     session = session_for(con)
     assert (session.stats.rows_answered, session.stats.rows_failed) == (count - 1, 1)
     live = live_answers(con, "ticket-triage")
-    for id_, response, confidence, predictions, rationale, score, error in rows:
+    assert {(source, job_id) for *_, source, job_id in rows} == {("job", jobs_of(counting)[0])}
+    for id_, response, confidence, predictions, rationale, score, error, _, _ in rows:
         if id_ == 13:
             assert response is None and error.startswith("engine refused the row")
             continue
@@ -88,11 +94,17 @@ def test_an_extraction_batch_of_many_chunks_has_every_rows_fields(con):
 
 
 def test_a_rerun_answers_every_chunk_from_the_cache(con, counting):
-    query = "SELECT * FROM sutro_batch('ticket-triage', 'SELECT id, subject, body FROM tickets', id_column := 'id')"
-    first = con.sql(query + " ORDER BY id").fetchall()
+    query = (
+        "SELECT id, response, confidence, predictions, rationale, error, job_id, source "
+        "FROM sutro_batch('ticket-triage', 'SELECT id, subject, body FROM tickets', id_column := 'id') ORDER BY id"
+    )
+    first = con.sql(query).fetchall()
     session = session_for(con)
     session.reset_stats()
-    assert con.sql(query + " ORDER BY id").fetchall() == first
+    again = con.sql(query).fetchall()
+    assert [row[:-2] for row in again] == [row[:-2] for row in first]
+    # answers keep the job that computed them, and say they came from the cache
+    assert [row[-2:] for row in again if row[0] != 13] == [(row[-2], "cache") for row in first if row[0] != 13]
     # the failed row is not cached: it is sent again, alone
     assert (session.stats.cache_hits, session.stats.jobs_submitted) == (ROWS - 1, 1)
     assert counting.submissions == 2

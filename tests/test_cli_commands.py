@@ -100,6 +100,9 @@ def test_functions_run_from_json_and_from_a_file(home, tmp_path):
     answer = json.loads(inline.stdout)
     assert answer["response"] == "bug" and answer["confidence"] == pytest.approx(0.8)
     assert answer["function"]["name"] == "ticket-triage"
+    assert answer["provenance"]["engine"] == "embedded" and answer["provenance"]["source"] == "engine"
+    again = run_cli("functions", "run", "ticket-triage", "--input", '{"subject": "s", "body": "a bug"}', home=home)
+    assert json.loads(again.stdout)["provenance"]["source"] == "cache"
 
     path = tmp_path / "input.json"
     path.write_text(json.dumps({"body": "Order ORD-1 for $5"}))

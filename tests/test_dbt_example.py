@@ -133,6 +133,33 @@ def test_build_materializes_every_enriched_model_with_answers_on_the_right_ids(b
     assert distinct_inputs <= len(calls(log)) <= 3 * TICKETS + LEADS
 
 
+def jobs_by_function(project: Path) -> dict[str, list[str]]:
+    """The example home's batch jobs (not estimates), by Function, oldest first."""
+    from sutro_sql.backends.local import LocalBackend
+
+    with LocalBackend(project / "sutro", start_workers=False) as backend:
+        jobs = sorted(backend.list_jobs(), key=lambda job: job["datetime_created"])
+    found: dict[str, list[str]] = {}
+    for job in jobs:
+        found.setdefault(job["model"], []).append(job["job_id"])
+    return found
+
+
+def test_the_build_lifts_each_large_sutro_run_model_to_one_job_with_provenance(built):
+    project, _, _ = built
+    jobs = jobs_by_function(project)
+    # ticket_triage and leads_qualified call sutro_run on more distinct inputs than the profile's
+    # auto_batch_threshold (100): one job each, like the sutro_batch models
+    assert {name: len(ids) for name, ids in jobs.items()} == {
+        "ticket-triage": 1,
+        "lead-qualifier": 1,
+        "ticket-extractor": 1,
+        "ticket-priority": 1,
+    }
+    provenance = table(project, "SELECT DISTINCT answered_by, answer_source, job_id FROM ticket_triage")
+    assert provenance == [("ticket-triage", "job", jobs["ticket-triage"][0])]
+
+
 def test_rebuilding_everything_from_scratch_makes_no_function_calls(built):
     project, env, log = built
     before = calls(log)
@@ -171,6 +198,42 @@ def test_incremental_model_sends_only_new_tickets(built):
     assert old == first_enriched
     (newest,) = table(project, f"SELECT min(enriched_at) FROM ticket_triage WHERE ticket_id > {TICKETS}")
     assert newest[0] >= first_enriched[0][1]
+
+
+def test_a_replay_build_in_ci_passes_from_the_recorded_cache_with_no_engine_calls(built):
+    """What a CI job does: a fresh warehouse, the answer cache committed with the project,
+    SUTRO_SQL_CACHE=replay; every model and data test passes and nothing is computed."""
+    project, env, log = built
+    dbt(project, env, "build")  # record: the tickets added above reach every model
+    before, jobs = calls(log), jobs_by_function(project)
+    for stale in project.glob("warehouse.duckdb*"):
+        stale.unlink()
+    result = dbt(project, env | {"SUTRO_SQL_CACHE": "replay"}, "build")
+    assert "ERROR=0" in result.stdout
+    assert calls(log) == before and jobs_by_function(project) == jobs
+    assert table(project, "SELECT count(*) FROM ticket_triage") == [(TICKETS + 3,)]
+    assert table(project, "SELECT DISTINCT answer_source FROM ticket_triage") == [("cache",)]
+
+
+def test_a_replay_build_fails_on_an_input_it_never_recorded_naming_the_function(built):
+    project, env, log = built
+    before = calls(log)
+    seed = project / "seeds" / "raw_tickets.csv"
+    with seed.open("a", newline="", encoding="utf-8") as handle:
+        row = [TICKETS + 9, "2030-02-01 09:00:00", "email", "late@example.com", "Late", "UNRECORDED: a refund"]
+        csv.writer(handle).writerow(row)
+    selected = ["--select", "raw_tickets", "stg_tickets", "ticket_triage", "--indirect-selection", "cautious"]
+    failed = subprocess.run(
+        [str(DBT), "build", *selected, "--profiles-dir", str(project)],
+        cwd=project,
+        env=env | {"SUTRO_SQL_CACHE": "replay"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert failed.returncode == 1
+    assert "ticket-triage" in failed.stdout and "no cached answer" in failed.stdout
+    assert calls(log) == before
 
 
 def free_port() -> int:
@@ -270,7 +333,7 @@ def test_example_builds_offline_on_the_embedded_engine(tmp_path):
     dbt(project, env, "deps")
     result = dbt(project, env, "build")
 
-    assert "ERROR=0" in result.stdout and "PASS=35" in result.stdout
+    assert "ERROR=0" in result.stdout and "PASS=38" in result.stdout
     counts = table(
         project,
         "SELECT (SELECT count(*) FROM ticket_triage), (SELECT count(*) FROM ticket_facts),"

@@ -10,7 +10,7 @@ import pytest
 from sutro_sql.client import Client
 from sutro_sql.dbt import PluginSettings
 from sutro_sql.errors import CacheMissError, ConfigurationError
-from sutro_sql.sql_layer import connect, session_for
+from sutro_sql.sql_layer import connect, session_for, sql
 from tests.support.cli_runner import run_cli
 
 TRIAGE = "sutro_run('ticket-triage', {'subject': subject, 'body': body})"
@@ -76,6 +76,26 @@ def test_sutro_batch_replays_from_the_cache_and_submits_nothing(recorded, counti
     with pytest.raises(duckdb.Error, match="ticket-triage.*locked out.*replay"):
         con.sql("SELECT * FROM sutro_batch('ticket-triage', 'tickets')").fetchall()
     assert counting.submissions == 0
+
+
+@pytest.mark.parametrize("on_error", ["raise", "null"])
+def test_a_replay_miss_keeps_its_error_mode_where_the_lift_is_on(recorded, counting, replaying, on_error):
+    """`sutro-sql run` and dbt lift by default; in replay nothing is lifted (no job may be
+    submitted), so a miss fails naming the row, or is NULL + error, as without the lift."""
+    con = connect(backend=counting, progress=False, auto_batch=True, auto_batch_threshold=0)
+    tickets(con, [*TICKETS, ("Login", "locked out of my account")])
+    query = (
+        "SELECT subject, sutro_run('ticket-triage', {'subject': subject, 'body': body}, "
+        f"on_error := '{on_error}') AS a FROM tickets ORDER BY subject"
+    )
+    if on_error == "raise":
+        with pytest.raises(duckdb.Error, match="ticket-triage.*locked out of my account.*replay"):
+            sql(con, query).fetchall()
+    else:
+        answers = dict(sql(con, query).fetchall())
+        assert answers["Login"]["response"] is None and "replay" in answers["Login"]["error"]
+        assert {answers[subject]["source"] for subject, _ in TICKETS} == {"cache"}
+    assert counting.submissions == 0 and len(counting.run_calls) == 2
 
 
 def test_python_calls_replay_too_and_submit_no_job(recorded, counting, replaying):

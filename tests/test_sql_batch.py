@@ -51,6 +51,12 @@ def test_batch_returns_row_id_then_typed_answers_in_query_order(any_con, countin
         "rationale",
         "confidence_score",
         "error",
+        "function",
+        "revision",
+        "engine",
+        "job_id",
+        "source",
+        "escalated",
     ]
     assert [str(t) for t in relation.types][:3] == ["BIGINT", "VARCHAR", "DOUBLE"]
     rows = relation.fetchall()
@@ -102,6 +108,12 @@ def test_extraction_fields_become_typed_columns(any_con):
         "urgent": "BOOLEAN",
         "confidence_score": "DOUBLE",
         "error": "VARCHAR",
+        "function": "VARCHAR",
+        "revision": "VARCHAR",
+        "engine": "VARCHAR",
+        "job_id": "VARCHAR",
+        "source": "VARCHAR",
+        "escalated": "BOOLEAN",
     }
     rows = relation.fetchall()
     assert len(rows) == 30 and all(r[4] in ("angry", "neutral", "happy") for r in rows)
@@ -114,7 +126,8 @@ def test_rerunning_answers_every_row_from_the_cache_and_submits_nothing(any_con,
     session = session_for(any_con)
     assert (session.stats.jobs_submitted, session.stats.cache_hits) == (1, 0)
     session.reset_stats()
-    assert any_con.execute(query).fetchall() == first
+    assert {row[-2] for row in first} == {"job"}
+    assert any_con.execute(query).fetchall() == [row[:-2] + ("cache", False) for row in first]
     stats = session.stats
     assert (stats.jobs_submitted, stats.jobs_reattached, stats.cache_hits, stats.rows_answered) == (0, 0, 30, 30)
     assert counting.submissions == 1 and keyword_engine.calls == answered

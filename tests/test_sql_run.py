@@ -48,7 +48,8 @@ def test_result_type_is_the_one_answer_struct(con):
     (kind,) = con.sql("SELECT typeof(sutro_run('ticket-triage', {'subject': 's', 'body': 'b'}))").fetchall()[0]
     assert kind == (
         'STRUCT(response VARCHAR, output JSON, confidence DOUBLE, predictions STRUCT("label" VARCHAR, '
-        'confidence DOUBLE)[], rationale VARCHAR, usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), "error" VARCHAR)'
+        'confidence DOUBLE)[], rationale VARCHAR, usage STRUCT(input_tokens BIGINT, output_tokens BIGINT), "error" VARCHAR, '
+        '"function" VARCHAR, revision VARCHAR, engine VARCHAR, job_id VARCHAR, "source" VARCHAR, escalated BOOLEAN)'
     )
 
 
@@ -111,7 +112,8 @@ def test_answers_are_cached_across_connections(con, counting, home, keyword_engi
             + ")"
         )
         again = other.sql(f"SELECT id, {RUN} FROM leads ORDER BY id").fetchall()
-        assert again == first
+        assert {answer["source"] for _, answer in first} == {"engine"}
+        assert again == [(i, answer | {"source": "cache"}) for i, answer in first]  # provenance kept
         assert other_backend.run_calls == []
         stats = session_for(other).stats
         assert stats.calls == 0 and stats.cache_hits == 500 and stats.rows_answered == 500

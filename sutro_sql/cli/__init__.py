@@ -76,6 +76,21 @@ class SutroGroup(click.Group):
     help="record (default): answer from the cache, compute and cache the rest; replay: answer from the "
     "cache only, a miss is an error (env SUTRO_SQL_CACHE).",
 )
+@click.option(
+    "--auto-batch/--no-auto-batch",
+    envvar=environment.AUTO_BATCH,
+    default=True,
+    show_default=True,
+    help="Turn a sutro_run query over more than --auto-batch-threshold distinct inputs into one batch job "
+    f"(env {environment.AUTO_BATCH}=0 turns it off).",
+)
+@click.option(
+    "--auto-batch-threshold",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Distinct sutro_run inputs above which --auto-batch submits one batch job instead of real-time calls "
+    "(default: the SQL session's, 1000).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries; errors still go to stderr.")
 @click.version_option(package_name="sutro-sql")
@@ -87,6 +102,8 @@ def cli(
     api_key: str | None,
     max_concurrency: int,
     cache_mode: str | None,
+    auto_batch: bool,
+    auto_batch_threshold: int | None,
     debug: bool,
     quiet: bool,
 ) -> None:
@@ -106,6 +123,8 @@ def cli(
         api_key=api_key,
         max_concurrency=max_concurrency,
         cache_mode=cache_mode,
+        auto_batch=auto_batch,
+        auto_batch_threshold=auto_batch_threshold,
         debug=debug,
         quiet=quiet,
     )

@@ -9,14 +9,19 @@ from .state import CliState
 
 
 def open_database(state: CliState, db: str | None) -> Any:
-    """A DuckDB connection (a file, or in memory) with the Functions registered on the backend."""
+    """A DuckDB connection (a file, or in memory) with the Functions registered on the backend, and
+    the `auto_batch` lift on unless turned off (`--no-auto-batch`)."""
     from ..sql_layer import connect
 
-    return connect(db or ":memory:", client=state.client(), progress=state.progress())
+    threshold = {} if state.auto_batch_threshold is None else {"auto_batch_threshold": state.auto_batch_threshold}
+    return connect(
+        db or ":memory:", client=state.client(), progress=state.progress(), auto_batch=state.auto_batch, **threshold
+    )
 
 
 def execute(con: Any, query: str) -> Any:
-    """Run one statement through `sutro_sql.sql` (subquery form, TEMP tables) and fetch its rows as Arrow."""
+    """Run one statement through `sutro_sql.sql` (subquery form, TEMP tables, the session's
+    `auto_batch` lift) and fetch its rows as Arrow."""
     from ..sql_layer import sql
 
     result = sql(con, query)

@@ -75,7 +75,8 @@ def functions_show(state: CliState, name: str) -> None:
 )
 @pass_state
 def functions_run(state: CliState, name: str, input_text: str) -> None:
-    """Run a Function once, in real time, and print its answer as JSON.
+    """Run a Function once, in real time, and print its answer as JSON, with its `provenance`
+    (function, revision, engine, job_id, source: engine or cache, escalated).
 
     \b
     Examples:
@@ -91,7 +92,8 @@ def functions_run(state: CliState, name: str, input_text: str) -> None:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--input is not valid JSON: {exc}") from None
     answer = state.client().run_function(name, data)
-    click.echo(json.dumps(answer, indent=2, default=str, ensure_ascii=False))
+    shown = {**answer, "provenance": answer.provenance}  # where the answer came from: engine or cache
+    click.echo(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
 
 
 @functions.command("publish")

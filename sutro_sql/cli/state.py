@@ -23,6 +23,8 @@ class CliState:
     debug: bool
     quiet: bool
     cache_mode: str | None = None
+    auto_batch: bool = True
+    auto_batch_threshold: int | None = None  # None: the SQL session's default
     _client: Client | None = None
 
     def client(self, *, workers: bool = True) -> Client:

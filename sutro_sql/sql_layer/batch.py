@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, abstain, check_abstain_below
+from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, PROVENANCE_FIELDS, abstain, check_abstain_below, from_cache
 from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
@@ -265,7 +265,7 @@ class BatchRunner:
                     rows[i] = row
                 found = [i for i, row in enumerate(rows) if row is not None]
                 positions.append(np.array(found, np.int64) + start)
-                answers.append(pa.array([rows[i] for i in found], ANSWER_TYPE))
+                answers.append(from_cache(pa.array([rows[i] for i in found], ANSWER_TYPE)))
         return CachedAnswers(np.concatenate(positions), pa.concat_arrays(answers))
 
 
@@ -443,14 +443,15 @@ class BatchMaterializer:
 
 def _answer_table(ref: FunctionRef, answers: pa.StructArray, options: BatchOptions) -> pa.Table:
     """Answers as `sutro_batch` columns: the typed answer columns (after abstention), then
-    `confidence_score` and `error`."""
+    `confidence_score`, `error` and the provenance fields."""
     answers = abstain(answers, options.abstain_below)
     columns = batch_columns(ref, answers)
-    clash = {options.id_column or "row_id", "confidence_score", "error"} & set(columns)
+    clash = {options.id_column or "row_id", "confidence_score", "error", *PROVENANCE_FIELDS} & set(columns)
     if clash:
         raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
     columns["confidence_score"] = answers.field("confidence")
     columns["error"] = answers.field("error")
+    columns.update((name, answers.field(name)) for name in PROVENANCE_FIELDS)
     return pa.table(columns)
 
 

@@ -5,15 +5,22 @@
   connection, into a Parquet file the batch then reads. So, unlike a plain
   ``con.sql``, it sees this connection's TEMP tables and uncommitted rows (the
   UDF behind `sutro_batch` can only use a cursor, which sees neither).
-- ``auto_batch=True``: `sutro_run` projections of a plain SELECT whose distinct
-  inputs number more than the session's `auto_batch_threshold` become one batch
-  job; its answers land in a TEMP table (living until the connection closes) and
-  each call is replaced by a lookup of its row's input there, so the query costs
-  what a batch costs and returns what `sutro_run` returns (with `usage` NULL:
-  batch usage is per job).
+- The `auto_batch` lift (the session's setting, or ``auto_batch=True/False``):
+  `sutro_run` projections of a plain SELECT (also the query of CREATE TABLE ... AS or
+  INSERT ... SELECT, and its CTEs) whose distinct inputs number more than the
+  session's `auto_batch_threshold` become one batch job; its answers land in a
+  Parquet file of the session (living until the connection closes) and each call is
+  replaced by a lookup of its row's input there, so the query costs what a batch
+  costs and returns what `sutro_run` returns (`usage` NULL: batch usage is per job;
+  `source` 'job' and the job's id, or 'cache' for inputs answered before).
 
 A script runs statement by statement (so a later `sutro_batch` sees the TEMP table an
 earlier statement made); a query sqlglot cannot parse runs unchanged.
+
+`lift_query` is the same rewrite as a function of the query text, behind the `_sutro_lift`
+UDF: dbt-duckdb runs a model's SQL itself, so the `sutro_sql` dbt package's
+`create_table_as` override asks it for the lifted SQL first (macros/lift.sql). It runs
+on a cursor, so its inner queries see committed tables only, as `sutro_batch` does.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from ..answers import ANSWER_SQL_TYPE
 from ..errors import QueryError
 from ..inputs import FunctionRef, row_failure
 from .batch import BatchOptions, BatchRunner
@@ -43,13 +49,15 @@ from .rewrite import (
     with_lifted_answers,
 )
 from .session import SutroSession, session_for
-from .spool import INPUT_COLUMN, content_key, spool_query
+from .spool import INPUT_COLUMN, spool_query
 
 
-def sql(con: duckdb.DuckDBPyConnection, query: str, *, auto_batch: bool = False) -> duckdb.DuckDBPyRelation:
+def sql(con: duckdb.DuckDBPyConnection, query: str, *, auto_batch: bool | None = None) -> duckdb.DuckDBPyRelation:
     """Run `query` (one statement or a script) on a registered connection, with the rewrites of the
-    module docstring; returns DuckDB's relation for the last statement."""
+    module docstring; returns DuckDB's relation for the last statement. `auto_batch`: lift large
+    `sutro_run` queries to one batch job (default: the session's setting, see `register`)."""
     session = session_for(con)
+    auto_batch = session.auto_batch if auto_batch is None else auto_batch
     try:
         statements = parse(query)
     except ParseError:
@@ -76,11 +84,30 @@ def _rewrite(
     queries = inner_queries(tree)
     sources = [None if query is None else _run_inner_query(con, session, query) for query in queries]
     rewritten = with_batch_sources(tree, sources)
-    lifts = liftable_calls(rewritten) if auto_batch and isinstance(rewritten, exp.Select) else []
-    tables = [_lift(con, session, rewritten, lift) for lift in lifts]
-    rewritten = with_lifted_answers(rewritten, lifts, tables)
-    changed = any(source is not None for source in sources) or any(table is not None for table in tables)
+    # replay submits no job: the calls stay per row, answered from the cache with their on_error
+    lifting = auto_batch and session.client.cache_mode != "replay"
+    lifts = liftable_calls(rewritten) if lifting else []
+    files = [_lift(con, session, rewritten, lift) for lift in lifts]
+    rewritten = with_lifted_answers(rewritten, lifts, files)
+    changed = any(source is not None for source in sources) or any(path is not None for path in files)
     return rewritten.sql("duckdb") if changed else None
+
+
+def lift_query(session: SutroSession, query: str) -> str:
+    """`query` with the rewrites of `sql` (the lift when the session's `auto_batch` is on), run on
+    a cursor of the session's connection; the query itself when there is nothing to rewrite or it
+    is not one statement sqlglot reads."""
+    try:
+        statements = parse(query)
+    except ParseError:
+        return query
+    if len(statements) != 1:
+        return query
+    cursor = session.connection.cursor()
+    try:
+        return _rewrite(cursor, session, statements[0], session.auto_batch) or query
+    finally:
+        cursor.close()
 
 
 def _run_inner_query(con: duckdb.DuckDBPyConnection, session: SutroSession, query: str) -> str:
@@ -93,9 +120,9 @@ def _run_inner_query(con: duckdb.DuckDBPyConnection, session: SutroSession, quer
     return path
 
 
-def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Select, lift: Lift) -> str | None:
-    """Answer a lifted call's distinct inputs with one batch job; the TEMP table holding them,
-    or None when there are too few inputs to be worth a job."""
+def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Expression, lift: Lift) -> str | None:
+    """Answer a lifted call's distinct inputs with one batch job; the Parquet file holding them
+    (input JSON text, answer), or None when there are too few inputs to be worth a job."""
     ref = session.function(lift.function)
     inputs = inputs_query(tree, lift)
     (count,) = con.sql(f"SELECT count(*) FROM ({inputs})").fetchall()[0]
@@ -112,17 +139,9 @@ def _lift(con: duckdb.DuckDBPyConnection, session: SutroSession, tree: exp.Selec
     if lift.on_error == "raise" and errors.null_count < len(errors):
         first = next(i for i, e in enumerate(errors.to_pylist()) if e is not None)
         raise row_failure(ref.name, texts[first].as_py(), errors[first].as_py())
-    table = f"__sutro_auto_{content_key(ref, spool, False)[:16]}"
-    view = f"{table}_arrow"
-    con.register(view, pa.table({"__sutro_input": texts, "__sutro_answer": answers}))
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT __sutro_input, "
-            f"CAST(__sutro_answer AS {ANSWER_SQL_TYPE}) AS __sutro_answer FROM {view}"
-        )
-    finally:
-        con.unregister(view)
-    return table
+    path = os.path.join(session.workdir, f"lift-{uuid.uuid4().hex}.parquet")
+    pq.write_table(pa.table({"__sutro_input": texts, "__sutro_answer": answers}), path)
+    return path
 
 
 def _check_required_fields(con: duckdb.DuckDBPyConnection, ref: FunctionRef, inputs: str) -> None:

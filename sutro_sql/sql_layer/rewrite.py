@@ -22,6 +22,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from ..answers import ANSWER_SQL_TYPE
 from ..errors import QueryError
 
 #: A bare (optionally qualified) table or view name: `sutro_batch('fn', 'leads')`.
@@ -143,46 +144,78 @@ def with_batch_sources(tree: exp.Expression, sources: list[str | None]) -> exp.E
 
 @dataclass(frozen=True)
 class Lift:
-    """One distinct `sutro_run(fn, input, ...)` the lift answers with a batch job; `calls` are
-    the positions of its calls among the statement's `sutro_run` calls."""
+    """One distinct `sutro_run(fn, input, ...)` the lift answers with a batch job; `scope`: the
+    SELECT whose projections hold its calls (0: the statement, n: its n-th CTE), `calls`: the
+    positions of its calls among the statement's `sutro_run` calls."""
 
     function: str
     input: exp.Expression
     on_error: str
     cache: bool
     calls: tuple[int, ...]
+    scope: int = 0
+
+
+def lift_scope(tree: exp.Expression) -> exp.Select | None:
+    """The SELECT whose `sutro_run` calls the lift may answer: the statement itself, or the query
+    of a CREATE TABLE ... AS / INSERT INTO ... SELECT (not a view's: a view outlives the answers)."""
+    if isinstance(tree, exp.Select):
+        return tree
+    inner = tree.expression if isinstance(tree, (exp.Insert, exp.Create)) else None
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() != "TABLE":
+        return None
+    return inner if isinstance(inner, exp.Select) else None
 
 
 def liftable_calls(tree: exp.Expression) -> list[Lift]:
-    """`sutro_run` calls in the projections of a plain top-level SELECT (no GROUP BY,
-    DISTINCT, LIMIT, window or aggregate around them): the ones whose inputs are
-    exactly the rows of the SELECT's FROM/WHERE. Other calls stay per-row."""
-    if not isinstance(tree, exp.Select) or any(
-        tree.args.get(key) for key in ("group", "having", "distinct", "limit", "offset", "qualify")
-    ):
+    """`sutro_run` calls in the projections of a plain SELECT (`lift_scope`), or of one of its CTEs
+    (the dbt idiom: answer in a CTE, unpack after), with no GROUP BY, DISTINCT, LIMIT, window,
+    aggregate or condition (CASE, IF) around them: the ones whose inputs are exactly the rows of
+    that SELECT's FROM/WHERE. Other calls stay per-row."""
+    tree = lift_scope(tree)
+    if tree is None:
         return []
     position = {id(call): i for i, call in enumerate(sutro_calls(tree, "sutro_run"))}
-    groups: dict[tuple[str, str, str, bool], list[int]] = {}
-    inputs: dict[tuple[str, str, str, bool], exp.Expression] = {}
-    for projection in tree.expressions:
-        for call in sutro_calls(projection, "sutro_run"):
-            if any(isinstance(a, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for a in _ancestors(call, tree)):
-                continue
-            args = positional(call)
-            if len(args) != 2:
-                continue
-            options = named(call)
-            if set(options) - {"on_error", "cache"}:  # e.g. abstain_below: answered per row, as written
-                continue
-            on_error = options.get("on_error")
-            mode = on_error.name if isinstance(on_error, exp.Literal) else "raise"
-            cache = options.get("cache")
-            if cache is not None and not isinstance(cache, exp.Boolean):
-                continue
-            key = (literal_function_name(call), args[1].sql("duckdb"), mode, cache is None or bool(cache.this))
-            groups.setdefault(key, []).append(position[id(call)])
-            inputs.setdefault(key, args[1])
-    return [Lift(key[0], inputs[key], key[2], key[3], tuple(calls)) for key, calls in groups.items()]
+    groups: dict[tuple[int, str, str, str, bool], list[int]] = {}
+    inputs: dict[tuple[int, str, str, str, bool], exp.Expression] = {}
+    for scope, select in enumerate(_scopes(tree)):
+        if not isinstance(select, exp.Select) or any(
+            select.args.get(key) for key in ("group", "having", "distinct", "limit", "offset", "qualify")
+        ):
+            continue
+        for projection in select.expressions:
+            for call in sutro_calls(projection, "sutro_run"):
+                key = _lift_key(call, select)
+                if key is not None:
+                    groups.setdefault((scope, *key), []).append(position[id(call)])
+                    inputs.setdefault((scope, *key), positional(call)[1])
+    return [Lift(key[1], inputs[key], key[3], key[4], tuple(calls), key[0]) for key, calls in groups.items()]
+
+
+def _scopes(tree: exp.Select) -> list[exp.Expression]:
+    """The statement's SELECT, then each of its CTEs' queries, in order."""
+    with_ = tree.args.get("with_")
+    return [tree, *(cte.this for cte in (with_.expressions if with_ is not None else []))]
+
+
+def _lift_key(call: exp.Anonymous, select: exp.Select) -> tuple[str, str, str, bool] | None:
+    """(Function, input SQL, on_error, cache) of a call the lift may answer, or None: a call under
+    an aggregate, window, subquery or condition, with other arguments (e.g. abstain_below: answered per row,
+    as written) or a non-literal `cache` stays per row."""
+    # a call under a condition answers only some rows: lifting would send the others too
+    around = (exp.AggFunc, exp.Window, exp.Subquery, exp.Select, exp.Case, exp.If)
+    if any(isinstance(a, around) for a in _ancestors(call, select)):
+        return None
+    args = positional(call)
+    options = named(call)
+    if len(args) != 2 or set(options) - {"on_error", "cache"}:
+        return None
+    on_error = options.get("on_error")
+    cache = options.get("cache")
+    if cache is not None and not isinstance(cache, exp.Boolean):
+        return None
+    mode = on_error.name if isinstance(on_error, exp.Literal) else "raise"
+    return literal_function_name(call), args[1].sql("duckdb"), mode, cache is None or bool(cache.this)
 
 
 def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expression]:
@@ -192,9 +225,15 @@ def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expre
         parent = parent.parent
 
 
-def inputs_query(tree: exp.Select, lift: Lift) -> str:
-    """SELECT DISTINCT of the lift's input, as JSON text, over the SELECT's own FROM/WHERE."""
-    select = tree.copy()
+def inputs_query(tree: exp.Expression, lift: Lift) -> str:
+    """SELECT DISTINCT of the lift's input, as JSON text, over its SELECT's own FROM/WHERE (with
+    the CTEs before it, for a CTE's SELECT)."""
+    tree = lift_scope(tree)
+    select = _scopes(tree)[lift.scope].copy()
+    if lift.scope:
+        earlier = tree.args["with_"].copy()
+        earlier.set("expressions", earlier.expressions[: lift.scope - 1])
+        select.set("with_", earlier if earlier.expressions else None)
     select.set("order", None)
     json_input = exp.cast(exp.func("to_json", lift.input.copy()), "VARCHAR")
     select.set("expressions", [json_input.as_("__sutro_input")])
@@ -202,25 +241,29 @@ def inputs_query(tree: exp.Select, lift: Lift) -> str:
     return f"SELECT __sutro_input FROM ({select.sql('duckdb')}) AS __sutro_inputs WHERE __sutro_input IS NOT NULL"
 
 
-def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], tables: list[str | None]) -> exp.Expression:
-    """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the table at the
-    same position in `tables` (None: the lift was not worth a job; its calls stay)."""
+def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], files: list[str | None]) -> exp.Expression:
+    """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the Parquet file at
+    the same position in `files` (None: the lift was not worth a job; its calls stay)."""
     tree = tree.copy()
-    calls = sutro_calls(tree, "sutro_run")
-    for lift, table in zip(lifts, tables, strict=True):
-        if table is not None:
+    calls = sutro_calls(lift_scope(tree), "sutro_run") if lifts else []
+    for lift, path in zip(lifts, files, strict=True):
+        if path is not None:
             for index in lift.calls:
-                calls[index].replace(lookup(table, lift))
+                calls[index].replace(lookup(path, lift))
     return tree
 
 
-def lookup(table: str, lift: Lift) -> exp.Expression:
-    """The expression replacing a lifted call: the batch answer whose input is this row's input."""
+def lookup(path: str, lift: Lift) -> exp.Expression:
+    """The expression replacing a lifted call: the batch answer whose input is this row's input,
+    as `sutro_run`'s type (a file, not a TEMP table, so any cursor of the database can read it)."""
     json_input = exp.cast(exp.func("to_json", lift.input.copy()), "VARCHAR")
+    answers = exp.Table(
+        this=exp.Anonymous(this="read_parquet", expressions=[exp.Literal.string(path)]),
+        alias=exp.TableAlias(this=exp.to_identifier("__sutro_answers")),
+    )
+    answer = exp.cast(exp.column("__sutro_answer", "__sutro_answers"), exp.DataType.build(ANSWER_SQL_TYPE, "duckdb"))
     return exp.Subquery(
-        this=exp.select("__sutro_answers.__sutro_answer")
-        .from_(exp.to_table(table).as_("__sutro_answers"))
-        .where(exp.column("__sutro_input", "__sutro_answers").eq(json_input))
+        this=exp.select(answer).from_(answers).where(exp.column("__sutro_input", "__sutro_answers").eq(json_input))
     )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..answers import ANSWER_TYPE, abstain, check_abstain_below, error_row
+from ..answers import ANSWER_TYPE, SOURCE_CACHE, abstain, check_abstain_below, error_row, from_cache
 from ..errors import QueryError, SutroSQLError, ValidationError
 from ..inputs import FunctionRef, row_failure
 from .cache import FunctionAnswers
@@ -71,7 +71,7 @@ class ScalarRunner:
                 if answered and answers.computed_during(epoch):
                     deduped = int(answers.computed_in(slots.drop_null().to_numpy(), epoch).sum())
                 self._count_rows(cache_hits=answered - deduped, rows_answered=answered)
-                return abstain(answers.take(slots), below)
+                return abstain(_sourced(answers, slots, epoch), below)
         return abstain(self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache, epoch), below)
 
     def _answer_vector(
@@ -112,9 +112,10 @@ class ScalarRunner:
             first = min(failures)
             raise row_failure(ref.name, texts[first], failures[first])
         if use_cache and not failures:  # every distinct input has a memory slot
-            return answers.take(_row_slots(slots, encoded.indices))
+            return _sourced(answers, _row_slots(slots, encoded.indices), epoch)
         uniques = [
-            error_row(failures[i].detail) if i in failures else _row_of(answers, slots[i]) for i in range(len(texts))
+            error_row(failures[i].detail) if i in failures else _row_of(answers, slots[i], epoch)
+            for i in range(len(texts))
         ]
         return pa.array(uniques, ANSWER_TYPE).take(encoded.indices)
 
@@ -170,8 +171,20 @@ class ScalarRunner:
             self.session.count(**deltas)
 
 
-def _row_of(answers: FunctionAnswers, slot: int | dict[str, Any]) -> dict[str, Any]:
-    return slot if isinstance(slot, dict) else answers.row(slot)
+def _row_of(answers: FunctionAnswers, slot: int | dict[str, Any], epoch: int) -> dict[str, Any]:
+    if isinstance(slot, dict):
+        return slot
+    row = answers.row(slot)
+    return row if answers.computed_in(np.array([slot]), epoch)[0] else row | {"source": SOURCE_CACHE}
+
+
+def _sourced(answers: FunctionAnswers, slots: pa.Array, epoch: int) -> pa.StructArray:
+    """The answers at `slots`, saying `source` 'cache' unless statement `epoch` computed them:
+    a constant column when it computed none here (the warm path), else one vectorized mask."""
+    rows = answers.take(slots)
+    if not answers.computed_during(epoch):
+        return from_cache(rows)
+    return from_cache(rows, ~answers.computed_in(slots.fill_null(0).to_numpy(zero_copy_only=False), epoch))
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -38,7 +39,8 @@ from .cache import FunctionAnswers, function_answers
 if TYPE_CHECKING:
     from ..client import Client
 
-#: Default for `auto_batch`: lift `sutro_run` to one batch job above this many distinct inputs.
+#: Default for `auto_batch`: lift `sutro_run` to one batch job above this many distinct inputs
+#: (below it, real-time calls cost about what a job's wait does).
 DEFAULT_AUTO_BATCH_THRESHOLD = 1000
 
 #: Statements (DuckDB transactions) whose epoch a session remembers: more than run at once.
@@ -63,12 +65,14 @@ class SutroSession:
         cache: bool,
         progress: bool | None,
         auto_batch_threshold: int,
+        auto_batch: bool = False,
     ) -> None:
         self._con = weakref.ref(con)
         self.client = client
         self.cache_enabled = cache
         self.progress = progress
         self.auto_batch_threshold = auto_batch_threshold
+        self.auto_batch = auto_batch  # `sql()`, the CLI and the dbt lift use it when not told otherwise
         self.workdir = tempfile.mkdtemp(prefix="sutro-sql-")
         self._epochs: dict[int, int] = {}
         self._memory: dict[tuple[Any, ...], FunctionAnswers] = {}  # this session's view of `function_answers`
@@ -157,6 +161,7 @@ def register(
     cache: bool = True,
     progress: bool | None = None,
     auto_batch_threshold: int = DEFAULT_AUTO_BATCH_THRESHOLD,
+    auto_batch: bool = False,
 ) -> SutroSession:
     """Put Sutro Functions into `con`: `sutro_run`, `sutro_batch`, `sutro_jobs`.
 
@@ -164,11 +169,14 @@ def register(
     `backend`, or over the one `open_backend()` picks (SUTRO_API_URL + SUTRO_API_KEY ->
     remote, else the local home), with `max_concurrency` real-time calls in flight.
     `cache=False` turns the answer cache off for every call. `progress`: the batch
-    progress bar (None: on when stderr is a terminal). Registering again replaces the session.
+    progress bar (None: on when stderr is a terminal). `auto_batch`: whether `sutro_sql.sql()` and
+    `_sutro_lift` (the dbt lift) turn `sutro_run` queries over more than `auto_batch_threshold`
+    distinct inputs into one batch job. Registering again replaces the session.
     """
     from ..client import Client
     from .batch import BatchMaterializer
     from .jobs import JobsTable
+    from .query import lift_query
     from .scalar import ScalarRunner
 
     if client is not None and backend is not None:
@@ -183,11 +191,12 @@ def register(
         cache=cache,
         progress=progress,
         auto_batch_threshold=auto_batch_threshold,
+        auto_batch=auto_batch,
     )
     with _SESSIONS_LOCK:
         previous = _SESSIONS.get(con)
         if previous is not None:
-            for name in ("_sutro_run", "_sutro_batch", "_sutro_jobs"):
+            for name in ("_sutro_run", "_sutro_batch", "_sutro_jobs", "_sutro_lift"):
                 con.remove_function(name)
             previous.close()
         _SESSIONS[con] = session
@@ -208,6 +217,7 @@ def register(
         null_handling="special",
     )
     con.create_function("_sutro_jobs", JobsTable(session), ["UBIGINT"], "VARCHAR", null_handling="special")
+    con.create_function("_sutro_lift", partial(lift_query, session), ["VARCHAR"], "VARCHAR", side_effects=True)
     install_macros(con)
     return session
 
