@@ -20,7 +20,7 @@ from ..functions import FunctionSpec
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 JOB_STATUSES = ("UNKNOWN", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "CANCELLING", "CANCELLED", "FAILED")
 #: Rows per record batch of a job's streamed results (`Backend.iter_job_results`).
-RESULT_CHUNK_ROWS = 16_384
+RESULT_CHUNK_ROWS = 8_192
 #: Longest job name and job description a batch submission may carry (v1 §5.2), in characters.
 MAX_JOB_NAME = 45
 MAX_JOB_DESCRIPTION = 512

@@ -32,7 +32,7 @@ from ..sql_text import json_object, quote
 
 #: Rows per Arrow record batch read from the query, and per step that touches each row in Python
 #: (cache lookups, job rows): small enough that such a step's Python objects stay a few MB.
-SPOOL_BATCH_ROWS = 16_384
+SPOOL_BATCH_ROWS = 8_192
 #: The spool's column holding each row's input STRUCT as JSON text.
 INPUT_COLUMN = "__sutro_input"
 #: The spool's column holding each row's canonical input, when DuckDB can write it (`_canonical_sql`).
