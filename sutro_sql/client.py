@@ -64,6 +64,7 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
+from .staging import stage_rows
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
 from .waiting import JobWaiter
@@ -358,6 +359,7 @@ class Client:
         id_column: str | None = None,
         *,
         cache: bool = True,
+        stage: str | None = None,
     ) -> str:
         """Submit a batch job running Function `name` over `data`; returns the job id.
 
@@ -371,6 +373,9 @@ class Client:
         The same Function revision over the same data re-attaches to the job already submitted
         (unless it FAILED or was CANCELLED), as `sutro_batch` does; `cache=False` always submits.
         `langsmith_metadata` / `langsmith_tags` are accepted and ignored, as in `run_function`.
+        `stage="s3://bucket/prefix"` sends the rows as a Parquet file staged there (credentials from
+        the AWS variables; see `sutro_sql.staging`) instead of in the request: for inputs too big
+        for one request. A re-attached job stages nothing; the embedded deployment ignores it.
         Unlike the SDK, an attached job that fails raises JobFailedError instead of returning None.
         """
         _ignored_tracing(langsmith_metadata, langsmith_tags)
@@ -388,6 +393,7 @@ class Client:
             job_name=job_name,
             description=description,
             id_column=id_column,
+            stage=stage,
         )
         self._output_columns[job.job_id] = output_column
         if dry_run:
@@ -415,11 +421,14 @@ class Client:
         job_name: str | None = None,
         description: str | None = None,
         id_column: str | None = None,
+        stage: str | None = None,
     ) -> BatchJob:
         """The job for `rows`: the one this content already has on this backend (found in the
         ledger, or by the backend from `content_key`), else a new one, recorded in the ledger.
         Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches; two threads
-        submitting the same content at once get one job, submitted once."""
+        submitting the same content at once get one job, submitted once. `stage`: an S3 location
+        the rows are staged under (named by `content_key`) for a remote deployment, the job then
+        carrying their URL; the embedded deployment reads the rows directly."""
         if self.cache_mode == "replay":
             raise ConfigurationError(
                 f"Function {ref.name!r}: {environment.CACHE_MODE}=replay answers from the cache only and submits no "
@@ -430,6 +439,8 @@ class Client:
             if known is not None:
                 self.stats.count(jobs_reattached=1)
                 return BatchJob(known, True)
+            if stage is not None and self._stages_inputs():
+                rows = stage_rows(rows, stage, name=content_key)
             job_id = self.backend.submit_batch(
                 ref.name,
                 rows,
@@ -444,6 +455,13 @@ class Client:
                 self.answers.record_job(self.backend.identity, content_key, job_id)
             self.stats.count(jobs_submitted=1)
             return BatchJob(job_id, False)
+
+    def _stages_inputs(self) -> bool:
+        """Whether `stage` applies: a remote deployment downloads staged rows; the embedded one
+        reads them where they are, so the same statement runs on both."""
+        from .backends.remote import RemoteBackend
+
+        return isinstance(self.backend, RemoteBackend)
 
     def _submission_lock(self, content_key: str | None) -> threading.Lock:
         """One lock per content key (a fresh one for content without a key: nothing to share)."""

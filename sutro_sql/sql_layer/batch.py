@@ -85,6 +85,7 @@ class BatchOptions:
     description: str | None = None
     cache: bool = True
     abstain_below: float | None = None
+    stage: str | None = None  # an S3 location to send the rows through (see `sutro_sql.staging`)
 
 
 class SpoolAnswers:
@@ -245,6 +246,7 @@ class BatchRunner:
             dry_run=options.dry_run,
             job_name=options.job_name,
             description=options.description,
+            stage=options.stage,
             progress=self.session.progress,
         )
 
@@ -348,6 +350,7 @@ class BatchMaterializer:
         description: str | None,
         cache: bool | None,
         abstain_below: float | None,
+        stage: str | None,
     ) -> str:
         session = self.session
         ref = session.function(fn)
@@ -359,6 +362,7 @@ class BatchMaterializer:
             description,
             cache is not False,
             check_abstain_below(abstain_below, "sutro_batch"),
+            stage,
         )
         sql_text = validate_read_query(query)
         cursor = session.connection.cursor()

@@ -6,7 +6,7 @@ Python UDFs behind the SQL surface and the TEMP macros users call:
 - ``sutro_run(fn, input, on_error := 'raise', cache := true, abstain_below := NULL)`` -> `_sutro_run`
   (Arrow UDF; the statement's `txid_current()` lets it tell dedup from cache hits);
 - ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
-  abstain_below)`` -> a
+  abstain_below, stage)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
 - ``sutro_jobs()`` -> a table macro over `_sutro_jobs`.
 
@@ -212,7 +212,7 @@ def register(
     con.create_function(
         "_sutro_batch",
         BatchMaterializer(session),
-        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE"],
+        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE", "VARCHAR"],
         "VARCHAR",
         null_handling="special",
     )
@@ -233,9 +233,10 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
-        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL) AS TABLE "
+        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL, "
+        "stage := NULL) AS TABLE "
         "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, "
-        "description, cache, abstain_below))"
+        "description, cache, abstain_below, stage))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(
