@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,20 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from . import environment
-from .answer_cache import AnswerCache, answer_key
-from .answers import PROVENANCE_FIELDS, SOURCE_JOB, cached_row, job_answer_rows, provenance, response_from_row
+from .answer_cache import AnswerCache, answer_keys
+from .answers import (
+    PROVENANCE_FIELDS,
+    SOURCE_JOB,
+    answer_json,
+    cached_row,
+    job_answer_array,
+    provenance,
+    response_from_row,
+    with_fields,
+)
 from .backends import open_backend
 from .backends.base import (
+    RESULT_CHUNK_ROWS,
     TERMINAL_STATUSES,
     Backend,
     FindsJobsByContent,
@@ -53,7 +64,7 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
-from .results import job_results_frame
+from .staging import stage_rows
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
 from .waiting import JobWaiter
@@ -117,6 +128,8 @@ class Client:
 
     #: How long a looked-up Function spec is reused before asking the backend again (seconds).
     spec_ttl: float = 2.0
+    #: Rows per chunk of a batch job's answers read from the backend (`job_answer_batches`).
+    result_chunk_rows: int = RESULT_CHUNK_ROWS
 
     def __init__(
         self,
@@ -318,15 +331,16 @@ class Client:
         """Per canonical input its cached `sutro_run` value, or None (all None unless `reads_cache`)."""
         if not self.reads_cache(cache):
             return [None] * len(canonicals)
-        keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
+        keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals)
         stored = self.answers.get_many(keys)
         return [None if key not in stored else cached_row(ref, stored[key]) for key in keys]
 
-    def remember_answers(self, ref: FunctionRef, answered: list[tuple[str, dict[str, Any]]]) -> None:
-        """Cache (canonical input, `sutro_run` value) pairs, e.g. a batch job's good rows."""
-        if self.cache_enabled:
-            identity = self.backend.identity
-            self.answers.put_many([(answer_key(identity, ref.name, ref.revision, c), row) for c, row in answered])
+    def remember_answer_array(self, ref: FunctionRef, canonicals: pa.Array, answers: pa.StructArray) -> None:
+        """Cache a chunk of a batch job's good answers (`canonicals[i]` answered by `answers[i]`),
+        in one transaction, their JSON written by one vectorized call."""
+        if self.cache_enabled and len(answers):
+            keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals.to_pylist())
+            self.answers.put_many(list(zip(keys, answer_json(answers), strict=True)))
 
     # -- batch ---------------------------------------------------------------------------------
 
@@ -345,6 +359,7 @@ class Client:
         id_column: str | None = None,
         *,
         cache: bool = True,
+        stage: str | None = None,
     ) -> str:
         """Submit a batch job running Function `name` over `data`; returns the job id.
 
@@ -358,6 +373,9 @@ class Client:
         The same Function revision over the same data re-attaches to the job already submitted
         (unless it FAILED or was CANCELLED), as `sutro_batch` does; `cache=False` always submits.
         `langsmith_metadata` / `langsmith_tags` are accepted and ignored, as in `run_function`.
+        `stage="s3://bucket/prefix"` sends the rows as a Parquet file staged there (credentials from
+        the AWS variables; see `sutro_sql.staging`) instead of in the request: for inputs too big
+        for one request. A re-attached job stages nothing; the embedded deployment ignores it.
         Unlike the SDK, an attached job that fails raises JobFailedError instead of returning None.
         """
         _ignored_tracing(langsmith_metadata, langsmith_tags)
@@ -375,6 +393,7 @@ class Client:
             job_name=job_name,
             description=description,
             id_column=id_column,
+            stage=stage,
         )
         self._output_columns[job.job_id] = output_column
         if dry_run:
@@ -402,11 +421,14 @@ class Client:
         job_name: str | None = None,
         description: str | None = None,
         id_column: str | None = None,
+        stage: str | None = None,
     ) -> BatchJob:
         """The job for `rows`: the one this content already has on this backend (found in the
         ledger, or by the backend from `content_key`), else a new one, recorded in the ledger.
         Never resubmits blindly: a re-run, or a re-run after a crash, re-attaches; two threads
-        submitting the same content at once get one job, submitted once."""
+        submitting the same content at once get one job, submitted once. `stage`: an S3 location
+        the rows are staged under (named by `content_key`) for a remote deployment, the job then
+        carrying their URL; the embedded deployment reads the rows directly."""
         if self.cache_mode == "replay":
             raise ConfigurationError(
                 f"Function {ref.name!r}: {environment.CACHE_MODE}=replay answers from the cache only and submits no "
@@ -417,6 +439,8 @@ class Client:
             if known is not None:
                 self.stats.count(jobs_reattached=1)
                 return BatchJob(known, True)
+            if stage is not None and self._stages_inputs():
+                rows = stage_rows(rows, stage, name=content_key)
             job_id = self.backend.submit_batch(
                 ref.name,
                 rows,
@@ -431,6 +455,13 @@ class Client:
                 self.answers.record_job(self.backend.identity, content_key, job_id)
             self.stats.count(jobs_submitted=1)
             return BatchJob(job_id, False)
+
+    def _stages_inputs(self) -> bool:
+        """Whether `stage` applies: a remote deployment downloads staged rows; the embedded one
+        reads them where they are, so the same statement runs on both."""
+        from .backends.remote import RemoteBackend
+
+        return isinstance(self.backend, RemoteBackend)
 
     def _submission_lock(self, content_key: str | None) -> threading.Lock:
         """One lock per content key (a fresh one for content without a key: nothing to share)."""
@@ -456,13 +487,17 @@ class Client:
             )
         return final
 
-    def job_answers(self, ref: FunctionRef, job_id: str, expected_rows: int) -> list[dict[str, Any]]:
-        """A SUCCEEDED job's answers as `sutro_run` values, in input order (failed rows carry `error`)."""
-        results = self.backend.get_job_results(job_id)
-        if results.num_rows != expected_rows:
-            raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {expected_rows} input rows")
-        made = provenance(ref, SOURCE_JOB, job_id)
-        return [row | made for row in job_answer_rows(ref.kind, results)]
+    def job_answer_batches(self, ref: FunctionRef, job_id: str, expected_rows: int) -> Iterator[pa.StructArray]:
+        """A SUCCEEDED job's answers as `sutro_run` values (failed rows carry `error`), in input
+        order, a chunk at a time as the backend streams them (`Backend.iter_job_results`)."""
+        seen, made = 0, provenance(ref, SOURCE_JOB, job_id)
+        for batch in self.backend.iter_job_results(job_id, chunk_rows=self.result_chunk_rows):
+            seen += batch.num_rows
+            if seen > expected_rows:
+                raise ServerError(f"job {job_id} returned more result rows than its {expected_rows} input rows")
+            yield with_fields(job_answer_array(ref.kind, batch), made)
+        if seen != expected_rows:
+            raise ServerError(f"job {job_id} returned {seen} result rows for {expected_rows} input rows")
 
     def _known_job(self, content_key: str, dry_run: bool) -> str | None:
         """The job this content already has on this backend, unless it failed or was cancelled:
@@ -529,6 +564,8 @@ class Client:
         pandas out; otherwise polars). `unwrap_reasoning` flattens legacy
         ``{"content": {...}, "reasoning_content": ...}`` answers. `disable_cache` is accepted for
         the SDK's signature: this client keeps no results cache, so every call reads the backend."""
+        from .results import job_results_frame  # polars (~25 MB) only for callers who ask for a DataFrame
+
         raw = self.backend.get_job_results(
             job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
         )

@@ -31,8 +31,17 @@ WORKERS = "SUTRO_SQL_WORKERS"
 PRICE_PER_1K_TOKENS = "SUTRO_SQL_PRICE_PER_1K_TOKENS"
 #: The OpenAI-compatible server of `engine: openai:<model>` Functions.
 OPENAI_BASE_URL = "OPENAI_BASE_URL"
+#: S3-compatible storage for staged batch inputs (`stage := 's3://bucket/prefix'`), the standard
+#: AWS names; the endpoint variables point at a non-AWS store (MinIO, R2, a local server).
+AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+AWS_SESSION_TOKEN = "AWS_SESSION_TOKEN"
+AWS_REGION = "AWS_REGION"
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL_S3"
+AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 #: Variables whose values are secrets: never printed (see `secrets`).
-SECRET_VARIABLES = (API_KEY, SERVE_API_KEY)
+SECRET_VARIABLES = (API_KEY, SERVE_API_KEY, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
 
 
 def get(name: str) -> str | None:

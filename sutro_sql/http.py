@@ -9,10 +9,11 @@ i.e. 429 or a refused connection). Error bodies become typed exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -20,11 +21,13 @@ import httpx
 from .errors import BackendUnavailableError, RateLimitError, error_class_for_status
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 524})
+#: Transport failures the policy decides about (others propagate as they are).
+RETRIED_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError)
 
 
 @dataclass
 class RetryPolicy:
-    """How hard to try. `sleep` is injectable so tests can measure waits."""
+    """How hard to try. `sleep` (the blocking loop's) is injectable so tests can measure waits."""
 
     max_retries: int = 4
     backoff_base: float = 0.5
@@ -45,24 +48,54 @@ class RetryPolicy:
         while True:
             try:
                 response = send()
-            except httpx.ConnectError as exc:  # nothing reached the server: always safe to retry
-                if attempt >= self.max_retries:
-                    raise BackendUnavailableError(f"{what}: cannot connect ({type(exc).__name__})") from None
-            except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                if not idempotent or attempt >= self.max_retries:
-                    raise BackendUnavailableError(f"{what}: {_transport_error_text(exc)}") from None
+            except RETRIED_TRANSPORT_ERRORS as exc:
+                wait = self.retry_wait(exc, attempt, idempotent=idempotent, what=what)
             else:
-                if response.status_code == 429 and attempt < self.max_retries:
-                    wait = retry_after_seconds(response)
-                    self.sleep(min(self.max_retry_after, wait if wait is not None else self.backoff(attempt)))
-                    attempt += 1
-                    continue
-                if response.status_code in RETRYABLE_STATUS and idempotent and attempt < self.max_retries:
-                    response.close()
-                else:
+                wait = self.retry_wait(response, attempt, idempotent=idempotent, what=what)
+                if wait is None:
                     return response
-            self.sleep(self.backoff(attempt))
+                response.close()
+            self.sleep(wait)
             attempt += 1
+
+    async def send_async(
+        self, send: Callable[[], Awaitable[httpx.Response]], *, idempotent: bool, what: str
+    ) -> httpx.Response:
+        """`send` for an async client: the same decisions (`retry_wait`), waiting on the event loop."""
+        attempt = 0
+        while True:
+            try:
+                response = await send()
+            except RETRIED_TRANSPORT_ERRORS as exc:
+                wait = self.retry_wait(exc, attempt, idempotent=idempotent, what=what)
+            else:
+                wait = self.retry_wait(response, attempt, idempotent=idempotent, what=what)
+                if wait is None:
+                    return response
+                await response.aclose()
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    def retry_wait(
+        self, outcome: httpx.Response | httpx.TransportError, attempt: int, *, idempotent: bool, what: str
+    ) -> float | None:
+        """The policy itself, for both loops: seconds to wait before attempt `attempt + 1`, or None
+        when `outcome` (a response) is the final answer. A transport error that may not be tried
+        again raises BackendUnavailableError."""
+        if isinstance(outcome, httpx.ConnectError):  # nothing reached the server: always safe to retry
+            if attempt >= self.max_retries:
+                raise BackendUnavailableError(f"{what}: cannot connect ({type(outcome).__name__})") from None
+            return self.backoff(attempt)
+        if isinstance(outcome, httpx.TransportError):
+            if not idempotent or attempt >= self.max_retries:
+                raise BackendUnavailableError(f"{what}: {_transport_error_text(outcome)}") from None
+            return self.backoff(attempt)
+        if outcome.status_code == 429 and attempt < self.max_retries:
+            wait = retry_after_seconds(outcome)
+            return min(self.max_retry_after, wait if wait is not None else self.backoff(attempt))
+        if outcome.status_code in RETRYABLE_STATUS and idempotent and attempt < self.max_retries:
+            return self.backoff(attempt)
+        return None
 
 
 def _transport_error_text(exc: Exception) -> str:

@@ -9,6 +9,7 @@ compressed, so the SDK's auxiliary lookups (§1.4) always work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -74,6 +75,8 @@ MAX_BODY_BYTES = 100 << 20
 MAX_DOWNLOAD_BYTES = 2 << 30
 #: Same-host redirects a URL input may take.
 MAX_STREAMS = 256  # progress streams waiting on their own worker threads at once
+KEEP_ALIVE_SECONDS = 75  # idle keep-alive connections are kept this long (nginx's default)
+MAX_RUNS = 256  # Function runs answered on worker threads at once (anyio's shared pool holds 40)
 PUBLIC_PREFIX = "/v1/artifacts/"  # presigned downloads: the URL's signature is the credential
 
 
@@ -203,6 +206,7 @@ class _API:
         self.limits = limits
         self._signing_key = secrets.token_bytes(32)
         self._stream_slots: anyio.CapacityLimiter | None = None
+        self._run_slots: anyio.CapacityLimiter | None = None
 
     async def next_event(self, events: Iterator[dict[str, Any]]) -> dict[str, Any] | None:
         """The next progress event, or None at the end. Waiting for one can block a thread for a
@@ -218,10 +222,15 @@ class _API:
         return await run_in_threadpool(fn, *args, **kwargs)
 
     async def run_function(self, request: Request) -> Response:
+        """Runs wait on an engine (a model server, a 50 ms deployment), not on this process's CPU:
+        they get their own threads, so a client with hundreds in flight is not held to 40."""
         body = _parsed(RunFunctionRequest, await self.body(request))
         name = request.path_params["name"]
-        answer = await self.call(
-            self.backend.run_function, name, body.input, confidence_scoring=body.confidence_scoring
+        if self._run_slots is None:
+            self._run_slots = anyio.CapacityLimiter(MAX_RUNS)
+        answer = await anyio.to_thread.run_sync(
+            functools.partial(self.backend.run_function, name, body.input, confidence_scoring=body.confidence_scoring),
+            limiter=self._run_slots,
         )
         return _reply(RunFunctionResponse.model_validate(answer), exclude_unset=True)
 
@@ -509,6 +518,9 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=5,
+            # longer than a client keeps an idle connection (httpx: 5 s, uvicorn's default too):
+            # otherwise both close at once and a call sent on the closing connection is lost
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     finally:
         if owned:

@@ -9,8 +9,6 @@ predicted here by running the same engine in-process on the same spec.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import time
 
@@ -29,6 +27,7 @@ from sutro_sql.sql_layer import register
 from tests.support.asgi_server import InProcessTransport
 from tests.support.engines import KeywordEngine
 from tests.support.serve_process import EXAMPLE_FUNCTIONS, ServedDeployment, make_home
+from tests.support.tls import HAS_OPENSSL, self_signed_certificate
 
 TRIAGE = load_spec_file(EXAMPLE_FUNCTIONS / "ticket-triage.yaml")[0]
 EXTRACTOR = load_spec_file(EXAMPLE_FUNCTIONS / "ticket-extractor.yaml")[0]
@@ -202,15 +201,9 @@ def test_a_sql_batch_rerun_in_a_fresh_process_reattaches_to_its_job(deployment, 
     assert job_counts[1] == job_counts[0]  # the second run submitted nothing
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+@pytest.mark.skipif(not HAS_OPENSSL, reason="needs the openssl command to make a certificate")
 def test_https_serving_with_a_certificate(tmp_path, monkeypatch):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust this certificate, as a user would their CA's
     with ServedDeployment(make_home(tmp_path / "home"), tls=(cert, key)) as served:
         assert served.url.startswith("https://")

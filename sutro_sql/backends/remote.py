@@ -1,7 +1,10 @@
 """RemoteBackend: a Sutro deployment over the v1 HTTP API (sutro-api-v1.md), with httpx.
 
-One pooled client (HTTP/1.1 keep-alive), at most `max_concurrency` calls in
-flight, an explicit timeout on every call, and the shared retry policy: reads
+Function runs (the hot path: thousands of small calls) go over small pools of httpx's async
+transport on one event-loop thread, at most `max_concurrency` in flight, HTTP/2 where the
+server speaks it; a caller hands many inputs at once (`run_function_many`) and waits on the
+loop rather than on a thread per call. Control calls (jobs, results, the progress stream) go over one pooled blocking
+client. Both have an explicit timeout on every call and the shared retry policy: reads
 and `job-results` are retried on 5xx and dropped connections; a Function run
 (billed) and a batch submission (creates a job) only on 429 or a refused
 connection, when the server surely did nothing. The progress stream is the one
@@ -20,15 +23,19 @@ hide an old job (which then runs again: wasted work, never a wrong answer).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import importlib.util
 import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pyarrow as pa
@@ -64,9 +71,23 @@ from ..wire import (
     RunFunctionResponse,
     field_error,
 )
-from .base import MAX_JOB_DESCRIPTION, TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
+from .base import (
+    MAX_JOB_DESCRIPTION,
+    RESULT_CHUNK_ROWS,
+    TERMINAL_STATUSES,
+    BatchInput,
+    check_job_description,
+    check_job_name,
+    sliced_results,
+)
 
 CONTENT_TAG = "[sutro-sql:{key}]"
+#: Function runs in flight per async client (see `_FunctionRuns`).
+RUNS_PER_POOL = 2
+#: Offer HTTP/2 (negotiated over TLS; plain HTTP stays 1.1) when its codec is installed.
+HTTP2_AVAILABLE = importlib.util.find_spec("h2") is not None
+#: Run the event loop on uvloop when it is installed (the [server] extra brings it): less CPU per run.
+UVLOOP_AVAILABLE = importlib.util.find_spec("uvloop") is not None
 RESULT_COLUMNS = ("inputs", "outputs", "confidence_score", "cumulative_logprobs", "error")
 BODY_CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
@@ -91,12 +112,15 @@ class RemoteBackend:
         reconnect_seconds: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """`transport`: what carries the requests (default: httpx's pooled HTTP transport). Tests
+        """`transport`: what carries the requests (default: httpx's pooled HTTP transport); it
+        must carry async requests too (`httpx.AsyncBaseTransport`), for Function runs. Tests
         pass one that calls the v1 ASGI app in-process; every request, retry and error mapping
         above it is the same code path as over a socket."""
         url, key = resolve_credentials(api_url, api_key)
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigurationError("transport: Function runs need an httpx.AsyncBaseTransport as well")
         self._url = url
         self._home = str(resolve_home(home))
         self._retry = retry or RetryPolicy()
@@ -116,6 +140,9 @@ class RemoteBackend:
             trust_env=transport is None,  # proxies from the environment would bypass a given transport
             transport=transport,
         )
+        self._transport = transport
+        self._runs: _FunctionRuns | None = None
+        self._runs_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RemoteBackend(api_url={self._url!r})"
@@ -195,16 +222,79 @@ class RemoteBackend:
     def run_function(
         self, name: str, input: dict[str, Any] | str, *, confidence_scoring: bool = True
     ) -> dict[str, Any]:
+        runs = self._function_runs()
+        return runs.call(self._run, runs, name, input, confidence_scoring)
+
+    def run_function_many(
+        self, name: str, inputs: list[dict[str, Any] | str], *, confidence_scoring: bool = True
+    ) -> list[dict[str, Any] | SutroSQLError]:
+        """Every input's run at once on the event loop (at most `max_concurrency` in flight), the
+        `RunsFunctionsInBatches` capability: per input its answer or its own error; an error about
+        the deployment rather than the input (auth, unknown Function, unreachable) raises."""
+        runs = self._function_runs()
+        return runs.call(self._run_many, runs, name, inputs, confidence_scoring)
+
+    async def _run_many(
+        self, runs: _FunctionRuns, name: str, inputs: list[dict[str, Any] | str], confidence_scoring: bool
+    ) -> list[dict[str, Any] | SutroSQLError]:
+        outcomes = await asyncio.gather(
+            *(self._run(runs, name, x, confidence_scoring) for x in inputs), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and (not isinstance(outcome, SutroSQLError) or outcome.fatal):
+                raise outcome
+        return outcomes  # type: ignore[return-value]  # only answers and row errors are left
+
+    async def _run(
+        self, runs: _FunctionRuns, name: str, input: dict[str, Any] | str, confidence_scoring: bool
+    ) -> dict[str, Any]:
+        """One Function run, on the loop, under the concurrency bound and the retry policy."""
         if isinstance(input, BaseModel):  # a pydantic model, as the SDK accepts
             input = input.model_dump(mode="json")
         body: dict[str, Any] = {"input": input}
         if not confidence_scoring:  # sent only when false, like the SDK (older deployments)
             body["confidence_scoring"] = False
         what = f"Function {name!r}"
-        response = self._request(
-            "POST", f"functions/{_segment(name)}/run", what=what, idempotent=False, timeout=self._run_timeout, json=body
+        request = httpx.Request(
+            "POST",
+            f"{self._url}/functions/{_segment(name)}/run",
+            headers={"Authorization": f"Key {self._key}"},
+            json=body,
+            extensions={"timeout": self._run_timeout.as_dict()},
         )
+        async with runs.lane() as transport:
+            try:
+                response = await self._retry.send_async(
+                    lambda: _send_read(transport, request), idempotent=False, what=what
+                )
+                raise_for_response(response, what=what)
+            except SutroSQLError as exc:
+                raise self._scrubbed(exc) from None
         return self._answer(response, RunFunctionResponse, what=what).model_dump(exclude_unset=True)
+
+    def _function_runs(self) -> _FunctionRuns:
+        """The event loop and async clients of Function runs, started by the first run (a backend
+        that only lists jobs never starts a thread)."""
+        with self._runs_lock:
+            if self._runs is None:
+                self._runs = _FunctionRuns(self._run_transport_factory(), self.max_concurrency)
+            return self._runs
+
+    def _run_transport_factory(self) -> Callable[[int], httpx.AsyncBaseTransport]:
+        """What makes a pool of `n` connections: the given transport (shared), else httpx's own,
+        through the environment's proxy for this URL if any (as the control client's
+        `trust_env`), all sharing one TLS context (building one costs ~60 ms: the CA bundle)."""
+        if self._transport is not None:
+            given: Any = self._transport  # checked in __init__: it carries async requests too
+            return lambda n: given
+        tls = httpx.create_ssl_context()
+        proxy = _environment_proxy(self._url)
+
+        def pool(connections: int) -> httpx.AsyncBaseTransport:
+            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+            return httpx.AsyncHTTPTransport(verify=tls, http2=HTTP2_AVAILABLE, limits=limits, proxy=proxy)
+
+        return pool
 
     def get_function_spec(self, name: str) -> FunctionSpec | None:
         return None  # a deployment's Functions are known by name only
@@ -365,6 +455,20 @@ class RemoteBackend:
         columns = self._answer(response, JobResults, what=what).results.root
         return _results_table(columns, include_inputs=include_inputs, include_logprobs=include_cumulative_logprobs)
 
+    def iter_job_results(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        chunk_rows: int = RESULT_CHUNK_ROWS,
+    ) -> Iterator[pa.RecordBatch]:
+        """The v1 results call answers a job in one piece: its table, sliced."""
+        table = self.get_job_results(
+            job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
+        )
+        return sliced_results(table, chunk_rows)
+
     def cancel_job(self, job_id: str) -> None:
         what = f"cancel job {job_id}"
         response = self._request("GET", f"job-cancel/{_segment(job_id)}", what=what, idempotent=True)
@@ -386,6 +490,10 @@ class RemoteBackend:
         return self._answer(response, AuthReply, what="auth check").authenticated is True
 
     def close(self) -> None:
+        with self._runs_lock:
+            runs, self._runs = self._runs, None
+        if runs is not None:
+            runs.close()
         self._client.close()
 
     def __enter__(self) -> RemoteBackend:
@@ -393,6 +501,88 @@ class RemoteBackend:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _FunctionRuns:
+    """An event loop on its own thread, the transports that live on it, and the lanes: a run in
+    flight holds one, so there are never more than `max_concurrency`. Threads hand the loop
+    coroutines with `call` and wait for the answers.
+
+    Each lane belongs to one of several small connection pools (`RUNS_PER_POOL` lanes each)
+    rather than all to one big pool: httpcore's pool scans every connection (and every queued
+    request) on every request, so one pool of 64 connections spent 4.7 ms of CPU per run against
+    0.65 ms for pools of 2 (and ran at a third of the rate of 8 in flight); a pool here never
+    queues. Runs go to the transport itself, not through `httpx.AsyncClient`, whose per-request
+    URL merging and cookie handling (unused here) cost another 0.15 ms of CPU per run."""
+
+    def __init__(self, make_pool: Callable[[int], httpx.AsyncBaseTransport], max_concurrency: int) -> None:
+        # A daemon thread: an interpreter exiting with a backend never closed is not held up by it.
+        self._loop = _new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sutro-remote-runs", daemon=True)
+        self._thread.start()
+        pools = -(-max_concurrency // RUNS_PER_POOL)
+        self._pools = [make_pool(RUNS_PER_POOL) for _ in range(pools)]
+        # LIFO: a light load keeps reusing the same warm connections
+        self._lanes: asyncio.LifoQueue[httpx.AsyncBaseTransport] = asyncio.LifoQueue()
+        for index in range(max_concurrency):
+            self._lanes.put_nowait(self._pools[index % pools])
+
+    @contextlib.asynccontextmanager
+    async def lane(self) -> AsyncIterator[httpx.AsyncBaseTransport]:
+        """Wait for a free lane; the transport to send on while holding it."""
+        pool = await self._lanes.get()
+        try:
+            yield pool
+        finally:
+            self._lanes.put_nowait(pool)
+
+    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run `fn(*args)` on the loop and wait for its result (or its exception)."""
+        return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result()
+
+    def close(self) -> None:
+        """Close the connections (runs still in flight fail), cancel what still waits (for a lane,
+        or out a Retry-After), and end the loop: closing never waits for a run to finish."""
+        self.call(self._shut_down)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    async def _shut_down(self) -> None:
+        for pool in dict.fromkeys(self._pools):  # a given transport is shared by every lane
+            await pool.aclose()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    if UVLOOP_AVAILABLE:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+async def _send_read(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """One attempt: the response read whole (a body cut short is this attempt's transport error)."""
+    response = await transport.handle_async_request(request)
+    response.request = request
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
+def _environment_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY, ...) names for `url`, if any."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def _segment(value: str) -> str:

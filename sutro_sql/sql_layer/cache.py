@@ -239,7 +239,8 @@ class FunctionAnswers:
 
     def find_canonicals(self, inputs: Iterable[tuple[int, str, int, str]], epoch: int) -> Found:
         """The answers of (position, text, hash, canonical) inputs whose canonical form is known
-        (another text of the same input, or a `sutro_batch` answer); their texts are learned."""
+        (another text of the same input, e.g. its STRUCT's fields in another order); their texts
+        are learned."""
         with self.lock:
             positions, slots = [], []
             for position, text, text_hash, canonical in inputs:
@@ -278,14 +279,6 @@ class FunctionAnswers:
                 self._learn_text(text, text_hash, slot)
         self.budget.charge(self)
 
-    def remember(self, canonical: str, row: dict[str, Any]) -> None:
-        """Remember `row` for `canonical` (unless an answer is held for it already). Without an
-        input text: `sutro_batch` answers are found by canonical form until a `sutro_run` vector
-        maps its text to them (`find_canonicals`)."""
-        with self.lock:
-            self._remember(canonical, row, 0)
-        self.budget.charge(self)
-
     def rows_for_canonicals(self, canonicals: list[str]) -> list[dict[str, Any] | None]:
         """Per canonical input, the answer held for it, or None (one `take` for them all)."""
         with self.lock:
@@ -311,18 +304,6 @@ class FunctionAnswers:
         slot_array = np.array(slots, np.int64)
         computed_now = self._epochs.array[slot_array] == epoch
         return Found(positions, from_cache(self._answers.take(slot_array), ~computed_now), computed_now)
-
-    def _remember(self, canonical: str, row: dict[str, Any], epoch: int) -> int:
-        slot = self._by_canonical.get(canonical)
-        if slot is None:
-            slot = len(self._answers)
-            self._answers.append(row)
-            self._epochs.append(epoch)
-            if epoch:
-                self._computing_epochs.add(epoch)
-            self._by_canonical[canonical] = slot
-            self._canonical_bytes += sys.getsizeof(canonical) + _CANONICAL_OVERHEAD
-        return slot
 
     def _learn_text(self, text: str, text_hash: int, slot: int) -> None:
         """Map a text not found by its hash to `slot` (a text met twice, by concurrent vectors, only

@@ -7,7 +7,7 @@ Python UDFs behind the SQL surface and the TEMP macros users call:
   (Arrow UDF of the input's JSON, its hash and the options as one constant JSON object; the
   statement's `txid_current()` in it lets it tell dedup from cache hits);
 - ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
-  abstain_below)`` -> a
+  abstain_below, stage)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
 - ``sutro_jobs()`` -> a table macro over `_sutro_jobs`.
 
@@ -213,7 +213,7 @@ def register(
     con.create_function(
         "_sutro_batch",
         BatchMaterializer(session),
-        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE"],
+        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE", "VARCHAR"],
         "VARCHAR",
         null_handling="special",
     )
@@ -235,9 +235,10 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
-        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL) AS TABLE "
+        "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL, "
+        "stage := NULL) AS TABLE "
         "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, "
-        "description, cache, abstain_below))"
+        "description, cache, abstain_below, stage))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(

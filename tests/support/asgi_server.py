@@ -36,8 +36,9 @@ def serve_app(app) -> Iterator[str]:
         sock.close()
 
 
-class InProcessTransport(httpx.BaseTransport):
-    """A sync httpx transport that calls an ASGI app in this process.
+class InProcessTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """An httpx transport that calls an ASGI app in this process: sync, and async (what
+    RemoteBackend's Function runs use, on their own event loop).
 
     httpx's own `ASGITransport` is async-only, so it runs here on an anyio blocking portal (one
     event-loop thread, shared by every calling thread). Everything above the transport
@@ -61,6 +62,9 @@ class InProcessTransport(httpx.BaseTransport):
 
         status, headers, content = self._portal.call(call)
         return httpx.Response(status, headers=headers, content=content, request=request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._asgi.handle_async_request(request)
 
     def close(self) -> None:
         self._portal_context.__exit__(None, None, None)

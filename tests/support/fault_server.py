@@ -22,7 +22,8 @@ from typing import Any
 class Reply:
     """What to answer. `json` is encoded; `body` is sent raw (e.g. malformed JSON, HTML).
     `delay` sleeps before answering; `drop` sends the headers and half the body, then
-    closes the connection."""
+    closes the connection. `meet`: wait there until as many requests as the barrier's parties
+    are held together (a broken barrier answers 503), which proves that many were in flight."""
 
     status: int = 200
     json: Any = None
@@ -30,6 +31,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    meet: threading.Barrier | None = None
 
     def payload(self) -> bytes:
         if self.body is not None:
@@ -48,15 +50,24 @@ class Seen:
     at: float
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog for many clients connecting at once (the default 5 drops the rest's
+    handshakes, which then arrive seconds late or not at all)."""
+
+    request_queue_size = 256
+
+
 class FaultServer:
     """Context manager: `with FaultServer() as server: server.queue(Reply(...)); server.url`."""
 
     def __init__(self, default: Reply | None = None) -> None:
         self.default = default or Reply(404, {"detail": "no reply queued", "code": "not_found", "request_id": "rt_0"})
         self.seen: list[Seen] = []
+        self.in_flight = 0  # requests received and not yet answered
+        self.most_in_flight = 0
         self._replies: list[Reply] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -76,6 +87,13 @@ class FaultServer:
     def _record(self, seen: Seen) -> None:
         with self._lock:
             self.seen.append(seen)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _answered(self) -> None:
+        """Counted before the reply is written: a client cannot start its next call before this."""
+        with self._lock:
+            self.in_flight -= 1
 
     def __enter__(self) -> FaultServer:
         self._thread.start()
@@ -104,8 +122,15 @@ class FaultServer:
                 reply = server._next()
                 if reply.delay:
                     time.sleep(reply.delay)
+                status = reply.status
+                if reply.meet is not None:
+                    try:
+                        reply.meet.wait(timeout=30)
+                    except threading.BrokenBarrierError:
+                        status = 503
                 payload = reply.payload()
-                self.send_response(reply.status)
+                server._answered()
+                self.send_response(status)
                 headers = {"Content-Type": "application/json", **reply.headers}
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -43,13 +43,16 @@ class ServedDeployment:
         env: dict[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,
         allow_local_urls: bool = False,
+        max_body_mb: int | None = None,
     ) -> None:
         """`tls`: (certificate, private key) PEM files to serve HTTPS with. `allow_local_urls`:
-        serve with `--allow-local-urls`, so URL inputs may name a loopback file server."""
+        serve with `--allow-local-urls`, so URL inputs may name a loopback file server.
+        `max_body_mb`: the server's request body limit (`--max-body-mb`)."""
         self.home = home
         self.api_key = api_key
         self.tls = tls
         self.allow_local_urls = allow_local_urls
+        self.max_body_mb = max_body_mb
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -77,6 +80,8 @@ class ServedDeployment:
             command += ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])]
         if self.allow_local_urls:
             command.append("--allow-local-urls")
+        if self.max_body_mb is not None:
+            command += ["--max-body-mb", str(self.max_body_mb)]
         log_start = self._log.stat().st_size if self._log.exists() else 0
         with self._log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
