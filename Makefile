@@ -37,3 +37,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/sql_latency.py
 	$(BIN)/python bench/sql_dedup.py
 	$(BIN)/python bench/remote_throughput.py
+	$(BIN)/python bench/batch_scale.py

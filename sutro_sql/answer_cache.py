@@ -25,11 +25,19 @@ from typing import Any
 
 #: Keys per SQLite `IN (...)` lookup.
 _SQLITE_BATCH = 500
+#: One encoder for every stored answer (`json.dumps` with options builds a new one per call).
+_ANSWER_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def answer_key(identity: str, function: str, revision: str, canonical_input: str) -> str:
     """The disk cache key: never contains anything secret (identity is secret-free by contract)."""
     return hashlib.sha256("\x1f".join((identity, function, revision, canonical_input)).encode()).hexdigest()
+
+
+def answer_keys(identity: str, function: str, revision: str, canonical_inputs: list[str]) -> list[str]:
+    """`answer_key` of many inputs of one Function revision (the prefix encoded once)."""
+    prefix = "\x1f".join((identity, function, revision, "")).encode()
+    return [hashlib.sha256(prefix + text.encode()).hexdigest() for text in canonical_inputs]
 
 
 class AnswerCache:
@@ -73,12 +81,12 @@ class AnswerCache:
                     found[key] = json.loads(answer)
         return found
 
-    def put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """Store answers, all in one transaction (a commit per row would cost ~5x)."""
+    def put_many(self, items: list[tuple[str, dict[str, Any] | str]]) -> None:
+        """Store answers (or their JSON text), all in one transaction (a commit per row would cost ~5x)."""
         if not items:
             return
         now = time.time()
-        rows = [(key, json.dumps(row, ensure_ascii=False), now) for key, row in items]
+        rows = [(key, row if isinstance(row, str) else _ANSWER_JSON.encode(row), now) for key, row in items]
         with self._lock:
             self._db.execute("BEGIN")
             try:

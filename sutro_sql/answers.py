@@ -10,15 +10,18 @@ for the same answer.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from .errors import QueryError
 from .inputs import FunctionRef
+from .sql_text import query_arrow
 
 PREDICTION_TYPE = pa.struct([("label", pa.string()), ("confidence", pa.float64())])
 USAGE_TYPE = pa.struct([("input_tokens", pa.int64()), ("output_tokens", pa.int64())])
@@ -244,6 +247,93 @@ def response_from_row(ref: FunctionRef, row: dict[str, Any]) -> dict[str, Any]:
     if row.get("rationale") is not None:
         response["rationale"] = row["rationale"]
     return response
+
+
+#: The `outputs` object of a classification as the local deployment writes it (answers/local).
+_LABELLED_OUTPUT = pa.schema(
+    [("response", pa.string()), ("predictions", pa.list_(PREDICTION_TYPE)), ("rationale", pa.string())]
+)
+
+
+def job_answer_array(kind: str | None, results: pa.RecordBatch | pa.Table) -> pa.StructArray:
+    """`job_answer_rows` as one Arrow array of `ANSWER_TYPE`: vectorized when every answer is a
+    classification object of the local shape (label, ranked predictions, rationale), which
+    Arrow's JSON reader parses at once; row by row otherwise."""
+    if kind != "extraction":
+        labelled = _labelled_answers(results)
+        if labelled is not None:
+            return labelled
+    return pa.array(job_answer_rows(kind, results), ANSWER_TYPE)
+
+
+def _labelled_answers(results: pa.RecordBatch | pa.Table) -> pa.StructArray | None:
+    """The answers of `results` when every answered row is ``{"response": label, "predictions":
+    [...] (highest first), "rationale": ...}`` with a label; None when any row is not."""
+    outputs, errors = results.column("outputs"), results.column("error")
+    answered = pc.and_(pc.is_null(errors), pc.is_valid(outputs))
+    texts = outputs.filter(answered)
+    if pc.any(pc.invert(pc.starts_with(texts, "{"))).as_py() or pc.any(pc.match_substring(texts, "\n")).as_py():
+        return None
+    options = pa_json.ParseOptions(explicit_schema=_LABELLED_OUTPUT, unexpected_field_behavior="error")
+    try:
+        parsed = pa_json.read_json(io.BytesIO("\n".join(texts.to_pylist()).encode()), parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    labels, predictions = parsed.column("response"), parsed.column("predictions")
+    if parsed.num_rows != len(texts) or labels.null_count or not _ranked(predictions):
+        return None
+    good = answered.cast(pa.uint8()).to_numpy().astype(bool)  # (a bool array's to_numpy imports pandas)
+    rows = pa.array(np.where(good, np.cumsum(good) - 1, 0), mask=~good)  # result row -> parsed row
+    unique = pc.unique(labels)
+    encoded = pa.array([json.dumps(label, ensure_ascii=False) for label in unique.to_pylist()], pa.string())
+    fields = {
+        "response": labels.take(rows),
+        "output": encoded.take(pc.index_in(labels, value_set=unique)).take(rows),
+        "confidence": pc.if_else(answered, results.column("confidence_score"), pa.scalar(None, pa.float64())),
+        "predictions": predictions.take(rows),
+        "rationale": parsed.column("rationale").take(rows),
+        "error": pc.if_else(
+            pc.or_kleene(answered, pc.greater(pc.binary_length(errors), 0)).fill_null(False), errors, "no answer"
+        ),
+    }
+    columns = [
+        pa.chunked_array(fields[f.name]).combine_chunks().cast(f.type)
+        if f.name in fields
+        else pa.nulls(len(good), f.type)
+        for f in ANSWER_TYPE
+    ]  # fields a batch output does not carry (usage, provenance) are NULL, as row by row
+    return pa.StructArray.from_arrays(columns, fields=list(ANSWER_TYPE))
+
+
+def with_fields(answers: pa.StructArray, values: dict[str, Any]) -> pa.StructArray:
+    """`answers` with the fields named in `values` set to that value on every row (a constant
+    column each, e.g. the provenance of a job's answers)."""
+    columns = [
+        pa.repeat(pa.scalar(values[f.name], f.type), len(answers)) if f.name in values else answers.field(f.name)
+        for f in ANSWER_TYPE
+    ]
+    return pa.StructArray.from_arrays(
+        columns, fields=list(ANSWER_TYPE), mask=answers.is_null() if answers.null_count else None
+    )
+
+
+def _ranked(predictions: pa.ChunkedArray) -> bool:
+    """Is every list of predictions ordered from most to least confident (no confidence missing)?"""
+    lists = predictions.combine_chunks()
+    confidences = pc.list_flatten(lists).field("confidence")
+    if confidences.null_count:
+        return False
+    values = confidences.to_numpy(zero_copy_only=False)
+    owners = pc.list_parent_indices(lists).to_numpy()
+    same_list = owners[1:] == owners[:-1]
+    return bool(np.all(values[1:][same_list] <= values[:-1][same_list]))
+
+
+def answer_json(answers: pa.StructArray) -> list[str]:
+    """Each answer as the JSON text of its `sutro_run` value (what the answer cache stores), by
+    one DuckDB `to_json` over the whole array rather than a json.dumps per row."""
+    table = query_arrow("SELECT CAST(to_json(answer) AS VARCHAR) FROM answers", answers=pa.table({"answer": answers}))
+    return table.column(0).to_pylist()
 
 
 def job_answer_rows(kind: str | None, results: pa.Table) -> list[dict[str, Any]]:

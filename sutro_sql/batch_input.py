@@ -57,12 +57,17 @@ def iter_row_batches(data: Any) -> Iterator[list[Any]]:
     """Python rows (dicts, or strings for one-input Functions) in input order, in lists of up to
     BATCH_ROWS: Arrow-shaped inputs through `batch_reader`, iterables of rows as given (their
     values keep their Python types, so mixed-type columns are fine) with bytes decoded alike."""
+    for batch in iter_input_batches(data):
+        yield batch.to_pylist() if isinstance(batch, pa.RecordBatch) else batch
+
+
+def iter_input_batches(data: Any) -> Iterator[pa.RecordBatch | list[Any]]:
+    """`iter_row_batches`, but Arrow-shaped inputs stay record batches (non-empty), so a reader
+    can convert whole columns at once."""
     if isinstance(data, (str, os.PathLike, pa.RecordBatchReader, pa.Table, pa.RecordBatch)) or (
         hasattr(data, "__arrow_c_stream__") or type(data).__module__.startswith("pandas")
     ):
-        for batch in batch_reader(data):
-            if batch.num_rows:
-                yield batch.to_pylist()
+        yield from (batch for batch in batch_reader(data) if batch.num_rows)
         return
     rows = (_decoded_row(row, index) for index, row in enumerate(_row_iterable(data)))
     while batch := list(itertools.islice(rows, BATCH_ROWS)):

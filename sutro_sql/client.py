@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,20 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from . import environment
-from .answer_cache import AnswerCache, answer_key
-from .answers import PROVENANCE_FIELDS, SOURCE_JOB, cached_row, job_answer_rows, provenance, response_from_row
+from .answer_cache import AnswerCache, answer_keys
+from .answers import (
+    PROVENANCE_FIELDS,
+    SOURCE_JOB,
+    answer_json,
+    cached_row,
+    job_answer_array,
+    provenance,
+    response_from_row,
+    with_fields,
+)
 from .backends import open_backend
 from .backends.base import (
+    RESULT_CHUNK_ROWS,
     TERMINAL_STATUSES,
     Backend,
     FindsJobsByContent,
@@ -54,7 +65,6 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
-from .results import job_results_frame
 from .staging import stage_rows
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
@@ -124,6 +134,8 @@ class Client:
 
     #: How long a looked-up Function spec is reused before asking the backend again (seconds).
     spec_ttl: float = 2.0
+    #: Rows per chunk of a batch job's answers read from the backend (`job_answer_batches`).
+    result_chunk_rows: int = RESULT_CHUNK_ROWS
 
     def __init__(
         self,
@@ -454,15 +466,16 @@ class Client:
         """Per canonical input its cached `sutro_run` value, or None (all None unless `reads_cache`)."""
         if not self.reads_cache(cache):
             return [None] * len(canonicals)
-        keys = [answer_key(self.backend.identity, ref.name, ref.revision, c) for c in canonicals]
+        keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals)
         stored = self.answers.get_many(keys)
         return [None if key not in stored else cached_row(ref, stored[key]) for key in keys]
 
-    def remember_answers(self, ref: FunctionRef, answered: list[tuple[str, dict[str, Any]]]) -> None:
-        """Cache (canonical input, `sutro_run` value) pairs, e.g. a batch job's good rows."""
-        if self.cache_enabled:
-            identity = self.backend.identity
-            self.answers.put_many([(answer_key(identity, ref.name, ref.revision, c), row) for c, row in answered])
+    def remember_answer_array(self, ref: FunctionRef, canonicals: pa.Array, answers: pa.StructArray) -> None:
+        """Cache a chunk of a batch job's good answers (`canonicals[i]` answered by `answers[i]`),
+        in one transaction, their JSON written by one vectorized call."""
+        if self.cache_enabled and len(answers):
+            keys = answer_keys(self.backend.identity, ref.name, ref.revision, canonicals.to_pylist())
+            self.answers.put_many(list(zip(keys, answer_json(answers), strict=True)))
 
     # -- batch ---------------------------------------------------------------------------------
 
@@ -609,13 +622,17 @@ class Client:
             )
         return final
 
-    def job_answers(self, ref: FunctionRef, job_id: str, expected_rows: int) -> list[dict[str, Any]]:
-        """A SUCCEEDED job's answers as `sutro_run` values, in input order (failed rows carry `error`)."""
-        results = self.backend.get_job_results(job_id)
-        if results.num_rows != expected_rows:
-            raise ServerError(f"job {job_id} returned {results.num_rows} result rows for {expected_rows} input rows")
-        made = provenance(ref, SOURCE_JOB, job_id)
-        return [row | made for row in job_answer_rows(ref.kind, results)]
+    def job_answer_batches(self, ref: FunctionRef, job_id: str, expected_rows: int) -> Iterator[pa.StructArray]:
+        """A SUCCEEDED job's answers as `sutro_run` values (failed rows carry `error`), in input
+        order, a chunk at a time as the backend streams them (`Backend.iter_job_results`)."""
+        seen, made = 0, provenance(ref, SOURCE_JOB, job_id)
+        for batch in self.backend.iter_job_results(job_id, chunk_rows=self.result_chunk_rows):
+            seen += batch.num_rows
+            if seen > expected_rows:
+                raise ServerError(f"job {job_id} returned more result rows than its {expected_rows} input rows")
+            yield with_fields(job_answer_array(ref.kind, batch), made)
+        if seen != expected_rows:
+            raise ServerError(f"job {job_id} returned {seen} result rows for {expected_rows} input rows")
 
     def _known_job(self, content_key: str, dry_run: bool) -> str | None:
         """The job this content already has on this backend, unless it failed or was cancelled:
@@ -682,6 +699,8 @@ class Client:
         pandas out; otherwise polars). `unwrap_reasoning` flattens legacy
         ``{"content": {...}, "reasoning_content": ...}`` answers. `disable_cache` is accepted for
         the SDK's signature: this client keeps no results cache, so every call reads the backend."""
+        from .results import job_results_frame  # polars (~25 MB) only for callers who ask for a DataFrame
+
         raw = self.backend.get_job_results(
             job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
         )

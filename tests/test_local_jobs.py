@@ -438,3 +438,20 @@ def test_jobs_submitted_and_cancelled_from_many_threads_keep_consistent_counters
     assert len(set(submitted)) == 16
     assert {job["status"] for job in jobs} <= {"SUCCEEDED", "CANCELLED"}
     assert sum(job["status"] == "CANCELLED" for job in jobs) <= 4
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        ([1, 2, 3, None, 5], [1, 2, 3, None, 5]),  # a chunk of NULL ids takes the others' type
+        ([1, 2, 3, "a", "b"], ["1", "2", "3", "a", "b"]),  # chunks of ints and of text: ids as text
+    ],
+    ids=["ints and nulls", "ints and text"],
+)
+def test_a_job_read_in_chunks_gives_its_ids_one_type(local_backend, ids, expected):
+    local_backend.result_chunk_rows = 3
+    rows = [{"id": i, "subject": f"ticket {n}", "body": "bug"} for n, i in enumerate(ids)]
+    job_id = local_backend.submit_batch("ticket-triage", rows, id_column="id")
+    wait_for_job(local_backend, job_id)
+    assert [chunk.num_rows for chunk in local_backend.iter_job_results(job_id, chunk_rows=3)] == [3, 2]
+    assert local_backend.get_job_results(job_id).column("id").to_pylist() == expected

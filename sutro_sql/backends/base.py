@@ -19,6 +19,8 @@ from ..functions import FunctionSpec
 #: Job statuses on the wire (v1 §4.1), uppercase.
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 JOB_STATUSES = ("UNKNOWN", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "CANCELLING", "CANCELLED", "FAILED")
+#: Rows per record batch of a job's streamed results (`Backend.iter_job_results`).
+RESULT_CHUNK_ROWS = 8_192
 #: Longest job name and job description a batch submission may carry (v1 §5.2), in characters.
 MAX_JOB_NAME = 45
 MAX_JOB_DESCRIPTION = 512
@@ -119,6 +121,20 @@ class Backend(Protocol):
         `error` (string, null for good rows). Raises ConflictError unless SUCCEEDED."""
         ...
 
+    def iter_job_results(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        chunk_rows: int = RESULT_CHUNK_ROWS,
+    ) -> Iterator[pa.RecordBatch]:
+        """`get_job_results` as record batches of up to `chunk_rows` rows, in input row order, so a
+        caller never holds a whole job (the local deployment reads its store chunk by chunk; a
+        deployment without a streamed results call may slice the whole table). Raises before the
+        first batch as `get_job_results` does."""
+        ...
+
     def cancel_job(self, job_id: str) -> None:
         """v1 §5.8: ask the job to stop (CANCELLING -> CANCELLED)."""
         ...
@@ -148,6 +164,12 @@ class Backend(Protocol):
 
 # ---------------------------------------------------------------------------
 # Capabilities beyond the v1 API: a backend has them or not (check with isinstance, never hasattr).
+
+
+def sliced_results(table: pa.Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """A whole results table as `iter_job_results` hands it out: the adapter of a backend whose
+    deployment answers a job's results in one piece."""
+    return iter(table.to_batches(max_chunksize=chunk_rows))
 
 
 @runtime_checkable

@@ -71,7 +71,15 @@ from ..wire import (
     RunFunctionResponse,
     field_error,
 )
-from .base import MAX_JOB_DESCRIPTION, TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name
+from .base import (
+    MAX_JOB_DESCRIPTION,
+    RESULT_CHUNK_ROWS,
+    TERMINAL_STATUSES,
+    BatchInput,
+    check_job_description,
+    check_job_name,
+    sliced_results,
+)
 
 CONTENT_TAG = "[sutro-sql:{key}]"
 #: Function runs in flight per async client (see `_FunctionRuns`).
@@ -446,6 +454,20 @@ class RemoteBackend:
         response = self._request("POST", "job-results", what=what, idempotent=True, json=body)
         columns = self._answer(response, JobResults, what=what).results.root
         return _results_table(columns, include_inputs=include_inputs, include_logprobs=include_cumulative_logprobs)
+
+    def iter_job_results(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        chunk_rows: int = RESULT_CHUNK_ROWS,
+    ) -> Iterator[pa.RecordBatch]:
+        """The v1 results call answers a job in one piece: its table, sliced."""
+        table = self.get_job_results(
+            job_id, include_inputs=include_inputs, include_cumulative_logprobs=include_cumulative_logprobs
+        )
+        return sliced_results(table, chunk_rows)
 
     def cancel_job(self, job_id: str) -> None:
         what = f"cancel job {job_id}"

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,23 @@ from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
 from ..realtime import replay_miss
+from ..sql_text import quote
 from ..wire import Job
-from .cache import FunctionAnswers
 from .cascade import escalate_spool
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
-from .spool import Spool, content_key, distinct_inputs, job_key, quote, spool_payloads, spool_query
+from .spool import (
+    SPOOL_BATCH_ROWS,
+    DistinctInputs,
+    Spool,
+    canonical_texts,
+    content_key,
+    distinct_inputs,
+    job_key,
+    job_rows,
+    release_unused_memory,
+    spool_query,
+)
 
 ESTIMATE_SCHEMA = pa.schema(
     [
@@ -79,65 +91,153 @@ class BatchOptions:
     cascade: CascadeRequest | None = None
 
 
-@dataclass
 class SpoolAnswers:
-    """Per distinct input its `sutro_run` STRUCT value, and per spool row its distinct input."""
+    """Per spool row its distinct input (`codes`), and the distinct inputs' `sutro_run` values in
+    order, read from `source` as rows ask for them: when every row is a distinct input that the
+    job answered (a cold table of distinct rows), the job's answers stream from the backend
+    while the result file is written and none is kept once written. `count` gets the number
+    of failed rows once every answer has been read."""
 
-    answers: pa.StructArray
-    codes: np.ndarray
+    def __init__(self, codes: np.ndarray, source: Iterator[pa.StructArray], count: Callable[[int], None]) -> None:
+        self.codes = codes
+        self._source = source
+        self._count: Callable[[int], None] | None = count
+        self._rows_per_input = np.bincount(codes) if len(codes) else np.zeros(0, np.int64)
+        self._sequential = bool(np.array_equal(codes, np.arange(len(codes))))
+        self._pieces: list[pa.StructArray] = []
+        self._dropped = 0  # distinct inputs read and dropped (before the first piece held)
+        self._read = 0  # distinct inputs read
+        self._failed = 0
 
     def per_row(self) -> pa.StructArray:
-        return self.answers.take(pa.array(self.codes))
+        """Every row's answer, in spool order."""
+        return self.answers().take(pa.array(self.codes))
+
+    def answers(self) -> pa.StructArray:
+        """Every distinct input's answer, in order (all read, and kept)."""
+        while self._next():
+            pass
+        if self._dropped:
+            raise RuntimeError("answers already written and dropped")
+        whole = pa.concat_arrays([pa.array([], ANSWER_TYPE), *self._pieces])
+        self._pieces = [whole]
+        return whole
+
+    def rows(self, start: int, stop: int) -> pa.StructArray:
+        """The answers of spool rows [start, stop), asked in order: read up to `stop` and
+        sliced when rows are the distinct inputs themselves, else taken from all answers."""
+        if not self._sequential:
+            return self.answers().take(pa.array(self.codes[start:stop]))
+        while self._read < stop and self._next():
+            pass
+        while self._pieces and self._dropped + len(self._pieces[0]) <= start:
+            self._dropped += len(self._pieces.pop(0))
+        held = pa.chunked_array(self._pieces, ANSWER_TYPE)
+        return held.slice(start - self._dropped, stop - start).combine_chunks()
+
+    def finish(self) -> None:
+        """Read whatever is left (so the answers are counted, and cached)."""
+        while self._next():
+            pass
+
+    def _next(self) -> bool:
+        piece = next(self._source, None)
+        if piece is None:
+            if self._count is not None:
+                self._count(self._failed)
+                self._count = None
+            return False
+        failed = piece.field("error").is_valid().cast(pa.uint8()).to_numpy().astype(bool)
+        self._failed += int(self._rows_per_input[self._read : self._read + len(piece)][failed].sum())
+        self._pieces.append(piece)
+        self._read += len(piece)
+        return True
+
+
+@dataclass
+class CachedAnswers:
+    """The distinct inputs the cache answered: their positions and their answers, in Arrow."""
+
+    positions: np.ndarray
+    answers: pa.StructArray
+
+
+@dataclass
+class Unanswered:
+    """A spool's distinct inputs, those the cache answered, and the rest, which a job must answer."""
+
+    distinct: DistinctInputs
+    cached: CachedAnswers
+    missing: np.ndarray  # positions in `distinct` of the inputs to send, ascending
+    sent: pa.Array  # their canonical texts
 
 
 class BatchRunner:
-    """Answers a spool: from the answer cache where it can, by one batch job for the rest."""
+    """Answers a spool: from the answer cache where it can, by one batch job for the rest.
+    Answers travel as Arrow arrays a chunk at a time; no Python object per row is kept."""
 
     def __init__(self, session: SutroSession) -> None:
         self.session = session
 
     def answer(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> SpoolAnswers:
         """Every row's answer: cached distinct inputs from the cache (memory, then disk), the
-        others sent as one job (re-attached when it exists), whose answers are then cached."""
+        others sent as one job (re-attached when it exists), whose answers are cached a chunk
+        per transaction as they are read (see `SpoolAnswers`)."""
         session = self.session
-        distinct = distinct_inputs(ref, spool)
-        memory = session.memory(ref)
         use_cache = session.client.reads_cache(session.cache_enabled and options.cache)
-        rows = self._cached(ref, memory, distinct.canonicals, use_cache)
-        hits = [i for i, row in enumerate(rows) if row is not None]
-        missing = [i for i, row in enumerate(rows) if row is None]
-        if missing and session.client.cache_mode == "replay":
-            raise row_failure(ref.name, distinct.canonicals[missing[0]], replay_miss(ref.name))
-        if missing:
-            canonicals = [distinct.canonicals[i] for i in missing]
-            job = self.run(
-                ref, job_key(ref, canonicals, False), spool_payloads(ref, spool, distinct.first_rows[missing]), options
-            )
-            fresh = session.client.job_answers(ref, job.job_id, len(missing))
-            for i, row in zip(missing, fresh, strict=True):
-                rows[i] = row
-            if use_cache:  # failed rows are not cached: a re-run retries them
-                good = [(c, row) for c, row in zip(canonicals, fresh, strict=True) if row.get("error") is None]
-                for canonical, row in good:
-                    memory.remember(canonical, row)
-                session.client.remember_answers(ref, good)
-        answers = from_cache(pa.array(rows, ANSWER_TYPE), np.isin(np.arange(len(rows)), hits))
-        rows_per_input = np.bincount(distinct.codes, minlength=len(rows))
-        failed = int(rows_per_input[answers.field("error").is_valid().to_numpy(zero_copy_only=False)].sum())
-        session.count(cache_hits=int(rows_per_input[hits].sum()), rows_answered=spool.rows - failed, rows_failed=failed)
-        return SpoolAnswers(answers, distinct.codes)
+        work = self._unanswered(ref, spool, use_cache)
+        if len(work.missing) and session.client.cache_mode == "replay":
+            raise row_failure(ref.name, work.sent[0].as_py(), replay_miss(ref.name))
+        codes, cached, missing, first_rows = work.distinct.codes, work.cached, work.missing, work.distinct.first_rows
+        fresh: Iterator[pa.StructArray] = iter(())
+        if len(missing):
+            rows = job_rows(ref, spool, work.sent, first_rows[missing])
+            job = self.run(ref, job_key(ref, work.sent, False), rows, options)
+            del rows  # the job holds its inputs: their texts are read again from the spool, as needed
+            fresh = self._fresh(ref, spool, job.job_id, first_rows[missing], use_cache)
+        del work
+        hits = int(np.bincount(codes, minlength=len(first_rows))[cached.positions].sum())
+
+        def count(failed: int) -> None:
+            session.count(cache_hits=hits, rows_answered=spool.rows - failed, rows_failed=failed)
+
+        if not len(cached.positions):  # every answer from the job, in order: read them as asked
+            return SpoolAnswers(codes, fresh, count)
+        answers = _in_order([cached.answers, *fresh], np.concatenate([cached.positions, missing]))
+        release_unused_memory()
+        return SpoolAnswers(codes, iter(answers.chunks), count)
+
+    def _fresh(
+        self, ref: FunctionRef, spool: Spool, job_id: str, positions: np.ndarray, use_cache: bool
+    ) -> Iterator[pa.StructArray]:
+        """The job's answers for the spool rows at `positions`, a chunk at a time, each chunk's
+        good answers cached as it is read (failed rows are not: a re-run retries them)."""
+        client = self.session.client
+        sent = _Slices(canonical_texts(ref, spool, positions))
+        for fresh in client.job_answer_batches(ref, job_id, len(positions)):
+            if use_cache:
+                good = fresh.field("error").is_null()
+                client.remember_answer_array(ref, sent.next(len(fresh)).filter(good), fresh.filter(good))
+            yield fresh
+            release_unused_memory()
 
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
-        distinct = distinct_inputs(ref, spool)
-        use_cache = self.session.client.reads_cache(self.session.cache_enabled and options.cache)
-        cached = self._cached(ref, self.session.memory(ref), distinct.canonicals, use_cache)
-        missing = [i for i, row in enumerate(cached) if row is None]
-        if not missing:
+        work = self._unanswered(
+            ref, spool, self.session.client.reads_cache(self.session.cache_enabled and options.cache)
+        )
+        if not len(work.missing):
             return None
-        canonicals = [distinct.canonicals[i] for i in missing]
-        rows = spool_payloads(ref, spool, distinct.first_rows[missing])
-        return self.run(ref, job_key(ref, canonicals, True), rows, options)
+        rows = job_rows(ref, spool, work.sent, work.distinct.first_rows[work.missing])
+        return self.run(ref, job_key(ref, work.sent, True), rows, options)
+
+    def _unanswered(self, ref: FunctionRef, spool: Spool, use_cache: bool) -> Unanswered:
+        distinct = distinct_inputs(ref, spool)
+        cached = self._cached(ref, distinct.canonicals, use_cache)
+        missing = np.setdiff1d(np.arange(len(distinct.canonicals)), cached.positions, assume_unique=True)
+        sent = distinct.canonicals if len(missing) == len(distinct.canonicals) else distinct.canonicals.take(missing)
+        release_unused_memory()
+        return Unanswered(distinct, cached, missing, sent)
 
     def run(self, ref: FunctionRef, key: str, rows: Any, options: BatchOptions) -> Job:
         """Submit `rows` as the job with content `key` (or re-attach to it) and wait: the final job."""
@@ -153,21 +253,53 @@ class BatchRunner:
             progress=self.session.progress,
         )
 
-    def _cached(
-        self, ref: FunctionRef, memory: FunctionAnswers, canonicals: list[str], use_cache: bool
-    ) -> list[dict[str, Any] | None]:
-        """Per canonical input its cached answer (memory, then disk, which also fills memory), or
-        None; all None when the cache is off."""
-        if not use_cache:
-            return [None] * len(canonicals)
-        rows = [memory.row_for_canonical(c) for c in canonicals]
-        unknown = [i for i, row in enumerate(rows) if row is None]
-        stored = self.session.client.cached_answers(ref, [canonicals[i] for i in unknown])
-        for i, row in zip(unknown, stored, strict=True):
-            if row is not None:
-                rows[i] = row
-                memory.remember(canonicals[i], row)
-        return rows
+    def _cached(self, ref: FunctionRef, canonicals: pa.Array, use_cache: bool) -> CachedAnswers:
+        """The distinct inputs with a cached answer (memory, then disk), looked up a chunk at a
+        time; none when the cache is off. Answers found on disk are not copied into the memory
+        layer: a batch's rows would pile up there as Python objects."""
+        positions: list[np.ndarray] = [np.empty(0, np.int64)]
+        answers = [pa.array([], ANSWER_TYPE)]
+        if use_cache:
+            memory = self.session.memory(ref)
+            for start in range(0, len(canonicals), SPOOL_BATCH_ROWS):
+                texts = canonicals.slice(start, SPOOL_BATCH_ROWS).to_pylist()
+                rows = memory.rows_for_canonicals(texts)
+                unknown = [i for i, row in enumerate(rows) if row is None]
+                stored = self.session.client.cached_answers(ref, [texts[i] for i in unknown])
+                for i, row in zip(unknown, stored, strict=True):
+                    rows[i] = row
+                found = [i for i, row in enumerate(rows) if row is not None]
+                positions.append(np.array(found, np.int64) + start)
+                answers.append(from_cache(pa.array([rows[i] for i in found], ANSWER_TYPE)))
+        return CachedAnswers(np.concatenate(positions), pa.concat_arrays(answers))
+
+
+class _Slices:
+    """Consecutive slices of a stream of arrays: `next(n)` is the next `n` values."""
+
+    def __init__(self, arrays: Iterator[pa.Array]) -> None:
+        self._arrays = arrays
+        self._rest: pa.Array | None = None
+
+    def next(self, count: int) -> pa.Array:
+        parts = []
+        while count:
+            if self._rest is None or len(self._rest) == 0:
+                self._rest = next(self._arrays)
+            part = self._rest.slice(0, count)
+            self._rest = self._rest.slice(len(part))
+            parts.append(part)
+            count -= len(part)
+        return pa.concat_arrays(parts)
+
+
+def _in_order(pieces: list[pa.StructArray], positions: np.ndarray) -> pa.ChunkedArray:
+    """The answers of `pieces` put at their `positions`: the pieces themselves when they are
+    already in order (a cold run: every answer from the job), else one array taken in order."""
+    answers = pa.chunked_array(pieces, ANSWER_TYPE)
+    if np.all(positions[1:] > positions[:-1]):
+        return answers
+    return pa.chunked_array([answers.combine_chunks().take(pa.array(np.argsort(positions, kind="stable")))])
 
 
 def batch_columns(ref: FunctionRef, answers: pa.StructArray) -> dict[str, pa.Array]:
@@ -266,11 +398,15 @@ class BatchMaterializer:
 
     def _materialize(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> str:
         path = os.path.join(self.session.workdir, f"result-{uuid.uuid4().hex}.parquet")
-        if options.dry_run:
-            table = self._estimate(ref, spool, options)
-        else:
-            table = self._answers(ref, spool, options)
-        pq.write_table(table, path)
+        try:
+            if options.dry_run:
+                pq.write_table(self._estimate(ref, spool, options), path)
+            else:
+                self._write_answers(ref, spool, options, path)
+        except BaseException:
+            if os.path.exists(path):  # answers are read while the file is written: do not leave half of it
+                os.remove(path)
+            raise
         return path
 
     def _estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
@@ -286,36 +422,70 @@ class BatchMaterializer:
         ]
         return pa.table([[v] for v in values], schema=ESTIMATE_SCHEMA)
 
-    def _answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> pa.Table:
+    def _write_answers(self, ref: FunctionRef, spool: Spool, options: BatchOptions, path: str) -> None:
+        """The result file, written a spool batch at a time (distinct inputs -> rows, in query
+        order): the id column (or `row_id`), the typed answer columns, `confidence_score`, `error`.
+        A remote Function's columns are inferred from all its answers at once; a local one's
+        come from its spec, so each batch is typed alone and no answer array is built whole."""
         answered = self.runner.answer(ref, spool, options)
         if options.cascade is not None:  # the second stage: one more job, for the rows escalated
-            second = escalate_spool(
+            merged = escalate_spool(
                 lambda stage, strong, rows: BatchRunner(stage).answer(strong, rows, options),
                 self.session,
                 ref,
                 spool,
-                answered.answers,
+                answered.answers(),
                 answered.codes,
                 options.cascade,
             )
-            answered = SpoolAnswers(second, answered.codes)
-        answers = abstain(answered.answers, options.abstain_below)
-        columns = batch_columns(ref, answers)
-        first_name = options.id_column or "row_id"
-        clash = {first_name, "confidence_score", "error", *PROVENANCE_FIELDS} & set(columns)
-        if clash:
-            raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
-        columns["confidence_score"] = answers.field("confidence")
-        columns["error"] = answers.field("error")
-        columns.update((name, answers.field(name)) for name in PROVENANCE_FIELDS)
-        per_row = pa.table(columns).take(pa.array(answered.codes))  # distinct inputs -> rows, in query order
-        if options.id_column is None:
-            first = pa.array(np.arange(spool.rows, dtype=np.int64))
-        elif spool.rows:
-            first = pq.read_table(spool.path, columns=[options.id_column]).column(0)
+            answered = SpoolAnswers(answered.codes, iter([merged]), lambda failed: None)
+        if ref.spec is None:
+            template = _answer_table(ref, answered.answers(), options)
+
+            def rows(start: int, stop: int) -> pa.Table:
+                return template.take(pa.array(answered.codes[start:stop]))
         else:
-            first = spool.schema.empty_table().column(options.id_column)
-        return per_row.add_column(0, first_name, first)
+            template = _answer_table(ref, pa.array([], ANSWER_TYPE), options)
+
+            def rows(start: int, stop: int) -> pa.Table:
+                return _answer_table(ref, answered.rows(start, stop), options)
+
+        first_name = options.id_column or "row_id"
+        first_type = spool.schema.field(options.id_column).type if options.id_column else pa.int64()
+        schema = template.schema.insert(0, pa.field(first_name, first_type))
+        with pq.ParquetWriter(path, schema) as writer:
+            offset = 0
+            for first in _first_column(spool, options.id_column):
+                writer.write_table(rows(offset, offset + len(first)).add_column(0, schema.field(0), first).cast(schema))
+                offset += len(first)
+            if offset == 0:
+                writer.write_table(schema.empty_table())
+        answered.finish()
+        release_unused_memory()
+
+
+def _answer_table(ref: FunctionRef, answers: pa.StructArray, options: BatchOptions) -> pa.Table:
+    """Answers as `sutro_batch` columns: the typed answer columns (after abstention), then
+    `confidence_score`, `error` and the provenance fields."""
+    answers = abstain(answers, options.abstain_below)
+    columns = batch_columns(ref, answers)
+    clash = {options.id_column or "row_id", "confidence_score", "error", *PROVENANCE_FIELDS} & set(columns)
+    if clash:
+        raise QueryError(f"sutro_batch: answer field(s) {sorted(clash)} clash with result columns; rename them")
+    columns["confidence_score"] = answers.field("confidence")
+    columns["error"] = answers.field("error")
+    columns.update((name, answers.field(name)) for name in PROVENANCE_FIELDS)
+    return pa.table(columns)
+
+
+def _first_column(spool: Spool, id_column: str | None) -> Iterator[pa.Array]:
+    """The spool's id column (or its `row_id`, the 0-based ordinal), a spool batch at a time."""
+    if id_column is None:
+        for start in range(0, spool.rows, SPOOL_BATCH_ROWS):
+            yield pa.array(np.arange(start, min(start + SPOOL_BATCH_ROWS, spool.rows), dtype=np.int64))
+    elif spool.rows:
+        for batch in spool.reader([id_column]):
+            yield batch.column(0)
 
 
 def _check_unique(con: duckdb.DuckDBPyConnection, spool: Spool) -> None:

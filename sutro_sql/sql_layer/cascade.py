@@ -14,11 +14,13 @@ so a re-run re-attaches to each). Abstention applies to the final answer.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from ..cascade import CascadeRequest, cascade_request, escalation_mask, merge
 from ..errors import QueryError
 from ..inputs import FunctionRef
 from .rewrite import validate_read_query
-from .scalar import ScalarRunner, _array, _literal
+from .scalar import ScalarRunner, _array
 from .session import SutroSession, binding_a_relation
 from .spool import INPUT_COLUMN, Spool
 
@@ -52,7 +54,6 @@ PLAN_SCHEMA = pa.schema(
     ]
 )
 
-_NO_ABSTAIN = pa.array([None], pa.float64())
 #: Statements whose cascade threshold `sutro_run` remembers (more than run at once).
 RECENT_STATEMENTS = 64
 
@@ -88,6 +89,42 @@ def calibration_rows(session: SutroSession, query: str) -> list[tuple[dict[str, 
     return rows
 
 
+@dataclass(frozen=True)
+class CascadeCall:
+    """A `sutro_run` call site's options object, split: the cascade's arguments, and the options
+    each stage runs with (the first stage's Function, then the stronger one's; no abstention,
+    which applies to the merged answer)."""
+
+    function: Any
+    arguments: tuple[Any, Any, Any, Any]  # escalate_to, escalate_below, target_accuracy, calibrate_on
+    abstain_below: float | None
+    statement: int
+    stage_options: dict[str, Any]
+
+    def options_for(self, function: str) -> pa.Array:
+        return pa.array([json.dumps(self.stage_options | {"function": function})])
+
+
+@functools.lru_cache(maxsize=256)
+def cascade_call(text: str) -> CascadeCall:
+    """The options object of a call (parsed once per distinct text: the same for a statement)."""
+    options = json.loads(text)
+    arguments = tuple(
+        options.get(name) for name in ("escalate_to", "escalate_below", "target_accuracy", "calibrate_on")
+    )
+    return CascadeCall(
+        options["function"],
+        arguments,
+        check_abstain_below(options.get("abstain_below"), "sutro_run"),
+        options["statement"],
+        {name: value for name, value in options.items() if name not in CASCADE_OPTIONS} | {"abstain_below": None},
+    )
+
+
+#: The options a stage does not see: the cascade's own.
+CASCADE_OPTIONS = frozenset({"escalate_to", "escalate_below", "target_accuracy", "calibrate_on"})
+
+
 class CascadingScalarRunner:
     """The `_sutro_run` UDF: `ScalarRunner` for the first Function and, when the call (or the
     Function's spec) names a cascade, again for the rows it escalates."""
@@ -98,31 +135,17 @@ class CascadingScalarRunner:
         self._thresholds: dict[tuple[Any, ...], float] = {}  # (statement, Function, cascade) -> threshold
         self._lock = threading.Lock()  # DuckDB calls the UDF from several threads
 
-    def __call__(
-        self,
-        fn: pa.ChunkedArray,
-        inputs: pa.ChunkedArray,
-        hashes: pa.ChunkedArray,
-        on_error: Any,
-        cache: Any,
-        txid: pa.ChunkedArray,
-        abstain_below: pa.ChunkedArray,
-        escalate_to: pa.ChunkedArray,
-        escalate_below: pa.ChunkedArray,
-        target_accuracy: pa.ChunkedArray,
-        calibrate_on: pa.ChunkedArray,
-    ) -> pa.Array:
+    def __call__(self, inputs: pa.ChunkedArray, hashes: pa.ChunkedArray, options: pa.ChunkedArray) -> pa.Array:
         values = _array(inputs)
         if values.null_count == len(values):
-            return self.first(fn, inputs, hashes, on_error, cache, txid, abstain_below)
-        ref = self.session.function(_literal(fn))
-        arguments = [_array(a)[0].as_py() for a in (escalate_to, escalate_below, target_accuracy, calibrate_on)]
-        request = cascade_request(ref, *arguments, "sutro_run")
+            return self.first(inputs, hashes, options)
+        call = cascade_call(_array(options)[0].as_py())
+        ref = self.session.function(call.function)
+        request = cascade_request(ref, *call.arguments, "sutro_run")
         if request is None:
-            return self.first(fn, inputs, hashes, on_error, cache, txid, abstain_below)
-        below_abstain = check_abstain_below(_array(abstain_below)[0].as_py(), "sutro_run")
-        answers = self.first(fn, inputs, hashes, on_error, cache, txid, _NO_ABSTAIN)
-        key = (_array(txid)[0].as_py(), ref.name, ref.revision, request)
+            return self.first(inputs, hashes, options)
+        answers = _decoded(self.first(inputs, hashes, call.options_for(ref.name)))
+        key = (call.statement, ref.name, ref.revision, request)
         with self._lock:  # one statement computes its threshold once
             below = self._thresholds.get(key)
             if below is None:
@@ -135,18 +158,17 @@ class CascadingScalarRunner:
             stage, name = self.session.cascade_stage(request.to)
             picked = pa.array(escalated)
             runner = self.first if stage is self.session else ScalarRunner(stage)
-            second = runner(
-                pa.array([name] * len(escalated)),
-                values.take(picked),
-                _array(hashes).take(picked),
-                on_error,
-                cache,
-                txid,
-                _NO_ABSTAIN,
-            )
+            second = _decoded(runner(values.take(picked), _array(hashes).take(picked), call.options_for(name)))
             if not binding_a_relation():  # each SQL row is answered once: by its final answer
                 self.session.count(rows_answered=-len(escalated), rows_escalated=len(escalated))
-        return abstain(merge(answers, second, escalated), below_abstain)
+        return abstain(merge(answers, second, escalated), call.abstain_below)
+
+
+def _decoded(answers: pa.Array) -> pa.StructArray:
+    """A stage's answers as one STRUCT per row (the scalar path may return a dictionary array)."""
+    if isinstance(answers, pa.DictionaryArray):
+        return answers.dictionary.take(answers.indices)
+    return answers
 
 
 def escalate_spool(

@@ -148,3 +148,23 @@ def test_results_before_success_are_a_conflict(backend, gate):
     assert caught.value.code == "job_not_succeeded"
     gate.open()
     assert json.loads(results_when_done(backend, job_id).column("outputs")[0].as_py())["response"] == "bug"
+
+
+def test_results_stream_in_chunks_that_add_up_to_the_whole_job_in_order(backend):
+    rows = ticket_rows(23)[::-1]
+    job_id = backend.submit_batch("ticket-triage", rows, id_column="id")
+    whole = results_when_done(backend, job_id, include_inputs=True)
+    chunks = list(backend.iter_job_results(job_id, include_inputs=True, chunk_rows=5))
+    assert [chunk.num_rows for chunk in chunks] == [5, 5, 5, 5, 3]
+    assert pa.Table.from_batches(chunks).equals(whole)
+    assert pa.Table.from_batches(chunks).column("id").to_pylist() == [row["id"] for row in rows]
+    assert labels_of(whole) == triage_labels(rows)
+
+
+def test_streaming_the_results_of_an_unfinished_job_fails_before_the_first_chunk(backend, gate):
+    gate.close()
+    job_id = backend.submit_batch("ticket-triage", [{"subject": HOLD, "body": "wait"}])
+    with pytest.raises(ConflictError):
+        backend.iter_job_results(job_id, chunk_rows=5)
+    gate.open()
+    wait_for_job(backend, job_id)

@@ -34,7 +34,7 @@ def batch_output(spec: FunctionSpec, answer: EngineAnswer) -> str:
         payload: Any = {"response": answer.output, "predictions": predictions(answer), "rationale": answer.rationale}
     else:
         payload = answer.output
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=_plain)
+    return _BATCH_JSON.encode(payload)
 
 
 def _plain(value: Any) -> Any:
@@ -42,6 +42,10 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+#: The encoder of batch outputs, made once (json.dumps with options builds one per call).
+_BATCH_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain)
 
 
 def realtime_response(

@@ -20,13 +20,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...batch_input import iter_row_batches
+from ...batch_input import iter_input_batches
 from ...config import HomeConfig, load_object, resolve_home
 from ...engines.base import Engine, RowFailure
 from ...errors import ConfigurationError, ConflictError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from ...functions import FunctionSpec, parse_spec
+from ...sql_text import json_object, query_arrow, quote
 from ...wire import Job
-from ..base import TERMINAL_STATUSES, BatchInput, check_job_description, check_job_name, check_job_priority
+from ..base import (
+    RESULT_CHUNK_ROWS,
+    TERMINAL_STATUSES,
+    BatchInput,
+    check_job_description,
+    check_job_name,
+    check_job_priority,
+)
 from .answers import realtime_response, usage_tokens
 from .estimate import DryRunTokens, cost_usd
 from .registry import FunctionRegistry
@@ -48,9 +56,11 @@ class LocalBackend:
     """The embedded local deployment over a home folder (see the module docstring)."""
 
     #: Seconds between store polls while streaming progress.
-    progress_poll_interval: float = 0.2
+    progress_poll_interval: float = 0.05
     #: Seconds of silence after which the progress stream sends a heartbeat.
     heartbeat_interval: float = 10.0
+    #: Rows per store read when `get_job_results` assembles a whole job.
+    result_chunk_rows: int = RESULT_CHUNK_ROWS
 
     def __init__(
         self,
@@ -246,11 +256,18 @@ class LocalBackend:
         self, job_id: str, spec: FunctionSpec, data: BatchInput, id_column: str | None, estimate: DryRunTokens | None
     ) -> int:
         """Validate and convert every row, then store it, or for a dry run count it into
-        `estimate`; returns the number of rows."""
+        `estimate`; returns the number of rows. Arrow batches whose inputs are text are converted
+        a whole batch at a time (`_text_rows`), anything else row by row."""
         index = 0
-        for batch in iter_row_batches(data):
-            pending: list[tuple[int, str, str | None]] = []
-            for row in batch:
+        for batch in iter_input_batches(data):
+            texts = _text_rows(spec, batch, id_column) if estimate is None else None
+            if texts is not None:
+                pending = list(zip(range(index, index + len(texts[0])), *texts, strict=True))
+                index += len(pending)
+                self.store.add_rows(job_id, pending, CREATION_LEASE_SECONDS)
+                continue
+            pending = []
+            for row in batch.to_pylist() if isinstance(batch, pa.RecordBatch) else batch:
                 try:
                     converted = spec.convert_input(row)
                 except ValidationError as exc:
@@ -263,7 +280,7 @@ class LocalBackend:
                 if estimate is not None:
                     estimate.add(converted)
                 else:
-                    pending.append((index, json.dumps(converted, ensure_ascii=False), id_value))
+                    pending.append((index, json.dumps(converted, ensure_ascii=False, separators=(",", ":")), id_value))
                 index += 1
             if pending:
                 self.store.add_rows(job_id, pending, CREATION_LEASE_SECONDS)
@@ -300,6 +317,31 @@ class LocalBackend:
         """Columns: [inputs (the converted row as JSON text)], [<id column>], outputs (JSON text,
         see answers.py; null for failed rows), confidence_score, [cumulative_logprobs: null, as
         local engines report calibrated confidence instead], error. Input row order."""
+        batches = list(
+            self.iter_job_results(
+                job_id,
+                include_inputs=include_inputs,
+                include_cumulative_logprobs=include_cumulative_logprobs,
+                chunk_rows=self.result_chunk_rows,
+            )
+        )
+        tables = [pa.Table.from_batches([batch]) for batch in batches]
+        try:
+            return pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # the chunks' ids have no common type: ids as text
+            id_column = self._job_row(job_id)["id_column"]
+            return pa.concat_tables([_with_text_ids(table, id_column) for table in tables])
+
+    def iter_job_results(
+        self,
+        job_id: str,
+        *,
+        include_inputs: bool = False,
+        include_cumulative_logprobs: bool = False,
+        chunk_rows: int = RESULT_CHUNK_ROWS,
+    ) -> Iterator[pa.RecordBatch]:
+        """`get_job_results` in record batches of up to `chunk_rows` rows, read from the store
+        chunk by chunk (the id column's type is inferred per chunk)."""
         job = self._job_row(job_id)
         if job["status"] != "SUCCEEDED":
             raise ConflictError(
@@ -308,18 +350,26 @@ class LocalBackend:
             )
         if job["run_type"] == "ESTIMATE":
             raise ConflictError(f"Job {job_id} is a cost estimate (dry run); it has no results.", code="no_results")
-        rows = self.store.rows(job_id)
-        columns: dict[str, pa.Array] = {}
-        if include_inputs:
-            columns["inputs"] = pa.array([row["input"] for row in rows], pa.string())
-        if job["id_column"]:
-            columns[job["id_column"]] = _id_array([json.loads(row["id_value"]) for row in rows])
-        columns["outputs"] = pa.array([row["output"] for row in rows], pa.string())
-        columns["confidence_score"] = pa.array([row["confidence"] for row in rows], pa.float64())
-        if include_cumulative_logprobs:
-            columns["cumulative_logprobs"] = pa.nulls(len(rows), pa.float64())
-        columns["error"] = pa.array([row["error"] for row in rows], pa.string())
-        return pa.table(columns)
+        return self._result_batches(job_id, job["id_column"], include_inputs, include_cumulative_logprobs, chunk_rows)
+
+    def _result_batches(
+        self, job_id: str, id_column: str | None, include_inputs: bool, include_logprobs: bool, chunk_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        after = -1
+        while rows := self.store.result_rows(job_id, after, chunk_rows):
+            after = rows[-1][0]
+            _, inputs, ids, outputs, confidences, errors, _ = zip(*rows, strict=True)
+            columns: dict[str, pa.Array] = {}
+            if include_inputs:
+                columns["inputs"] = pa.array(inputs, pa.string())
+            if id_column:
+                columns[id_column] = _id_array([json.loads(value) for value in ids])
+            columns["outputs"] = pa.array(outputs, pa.string())
+            columns["confidence_score"] = pa.array(confidences, pa.float64())
+            if include_logprobs:
+                columns["cumulative_logprobs"] = pa.nulls(len(rows), pa.float64())
+            columns["error"] = pa.array(errors, pa.string())
+            yield pa.RecordBatch.from_pydict(columns)
 
     def stream_job_progress(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Progress and tokens events when they change, a heartbeat after `heartbeat_interval`
@@ -435,6 +485,43 @@ def _job_object(row: dict[str, Any]) -> dict[str, Any]:
 def _id_json(value: Any) -> Any:
     """Id values JSON cannot hold: numpy scalars as their Python value, anything else as text."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _text_rows(
+    spec: FunctionSpec, batch: pa.RecordBatch | list[Any], id_column: str | None
+) -> tuple[list[str], list[str | None]] | None:
+    """A record batch's (input JSON, id JSON) per row, converted at once by DuckDB (null -> "",
+    as `FunctionSpec.convert_input` converts text) when every input it has is text and the id
+    column, if any, is an integer or text; None for anything else (converted row by row)."""
+    if not isinstance(batch, pa.RecordBatch):
+        return None
+    schema = batch.schema
+    text = (pa.types.is_string, pa.types.is_large_string)
+    for field in spec.inputs:
+        if field.name in schema.names:
+            if not any(check(schema.field(field.name).type) for check in text):
+                return None
+        elif field.required:
+            return None  # the row-by-row path names the missing field
+    if id_column is not None and (
+        id_column not in schema.names
+        or not any(check(schema.field(id_column).type) for check in (*text, pa.types.is_integer))
+    ):
+        return None
+    if len({name.lower() for name in spec.input_names}) < len(spec.inputs):
+        return None  # DuckDB's STRUCT keys ignore case
+    values = json_object(
+        [(f.name, f"coalesce({quote(f.name)}, '')" if f.name in schema.names else "''") for f in spec.inputs]
+    )
+    ids = f"coalesce(CAST(to_json({quote(id_column)}) AS VARCHAR), 'null')" if id_column else "NULL::VARCHAR"
+    converted = query_arrow(f"SELECT {values}, {ids} FROM batch", batch=pa.Table.from_batches([batch]))
+    return converted.column(0).to_pylist(), converted.column(1).to_pylist()
+
+
+def _with_text_ids(table: pa.Table, id_column: str) -> pa.Table:
+    index = table.schema.get_field_index(id_column)
+    values = table.column(index).to_pylist()
+    return table.set_column(index, id_column, pa.array([None if v is None else str(v) for v in values], pa.string()))
 
 
 def _id_array(values: list[Any]) -> pa.Array:

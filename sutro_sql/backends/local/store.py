@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...errors import ServerError
 
@@ -133,9 +133,9 @@ class Claim:
     priority: int
 
 
-@dataclass(frozen=True)
-class RowResult:
-    """What a chunk commit writes for one row: an answer (output JSON text) or an error."""
+class RowResult(NamedTuple):
+    """What a chunk commit writes for one row: an answer (output JSON text) or an error.
+    (A tuple: one is made per row, and a frozen dataclass costs ~1 us more each.)"""
 
     idx: int
     output: str | None
@@ -400,15 +400,20 @@ class JobStore:
             status = self._owned_status(con, job_id, owner)
             if status is None:
                 return None
-            written = failed = 0
-            for result in results:
-                cursor = con.execute(
-                    "UPDATE job_rows SET done = 1, output = ?, confidence = ?, error = ?"
-                    " WHERE job_id = ? AND idx = ? AND done = 0",
-                    (result.output, result.confidence, result.error, job_id, result.idx),
-                )
-                written += cursor.rowcount
-                failed += cursor.rowcount if result.error is not None else 0
+            before = con.total_changes
+            con.executemany(
+                "UPDATE job_rows SET done = 1, output = ?, confidence = ?, error = ?"
+                " WHERE job_id = ? AND idx = ? AND done = 0",
+                [(r.output, r.confidence, None, job_id, r.idx) for r in results if r.error is None],
+            )
+            written = con.total_changes - before
+            con.executemany(
+                "UPDATE job_rows SET done = 1, output = ?, confidence = ?, error = ?"
+                " WHERE job_id = ? AND idx = ? AND done = 0",
+                [(r.output, r.confidence, r.error, job_id, r.idx) for r in results if r.error is not None],
+            )
+            failed = con.total_changes - before - written
+            written += failed
             con.execute(
                 "UPDATE jobs SET rows_done = rows_done + ?, rows_failed = rows_failed + ?,"
                 " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, lease_expires = ?"
@@ -529,6 +534,19 @@ class JobStore:
             .execute(
                 "SELECT input, id_value, output, confidence, error, done FROM job_rows WHERE job_id = ? ORDER BY idx",
                 (job_id,),
+            )
+            .fetchall()
+        )
+
+    def result_rows(self, job_id: str, after_idx: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` rows after `after_idx` in input order: (idx, input, id_value, output,
+        confidence, error, done). Read chunk by chunk, a job's results never sit in memory whole."""
+        return (
+            self._connection()
+            .execute(
+                "SELECT idx, input, id_value, output, confidence, error, done FROM job_rows"
+                " WHERE job_id = ? AND idx > ? ORDER BY idx LIMIT ?",
+                (job_id, after_idx, limit),
             )
             .fetchall()
         )

@@ -34,6 +34,11 @@ class WorkerSettings:
     """Knobs read at use time, so tests can shorten them on a live backend."""
 
     chunk_size: int = 64
+    #: A chunk the engine answered in under `fast_chunk_seconds` doubles the next one, up to
+    #: this: with an instant engine the store's per-chunk work would dominate; a chunk that
+    #: takes the engine any time keeps `chunk_size` (what a crash or a cancel may wait for).
+    max_chunk_size: int = 4096
+    fast_chunk_seconds: float = 0.001
     lease_seconds: float = 30.0
     poll_interval: float = 0.2
     retry_delay: float = 0.5
@@ -168,6 +173,7 @@ class WorkerPool:
             return
         status = self.store.mark_running(job_id, owner)
         after = -1
+        size = settings.chunk_size
         while status is not None:
             if status == "CANCELLING":
                 self.store.finish(job_id, owner, "CANCELLED")
@@ -179,18 +185,21 @@ class WorkerPool:
                 self.store.release(job_id, owner, requeue=True)
                 self._wake.set()
                 return
-            chunk = self.store.pending_rows(job_id, after, settings.chunk_size)
+            chunk = self.store.pending_rows(job_id, after, size)
             if not chunk:
                 if not self.store.finish(job_id, owner, "SUCCEEDED", job_cost_per_1k=settings.price_per_1k_tokens):
                     self.store.release(job_id, owner)  # rows left unfinished: let a fresh claim redo them
                 return
             rows = [json.loads(data) for _, data in chunk]
+            started = time.perf_counter()
             try:
                 answers = self._answer_with_retry(engine, spec, rows)
             except Exception as exc:
                 message = f"engine {engine.name!r} failed on rows {chunk[0][0]}-{chunk[-1][0]}: {exc}"
                 self.store.finish(job_id, owner, "FAILED", failure_message=message)
                 return
+            if time.perf_counter() - started < settings.fast_chunk_seconds:
+                size = max(size, min(2 * size, settings.max_chunk_size))
             results, input_tokens, output_tokens = chunk_results(spec, engine.name, chunk, rows, answers)
             status = self.store.commit_rows(job_id, owner, results, input_tokens, output_tokens, settings.lease_seconds)
             after = chunk[-1][0]
