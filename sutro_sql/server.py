@@ -45,6 +45,7 @@ from .errors import (
     SutroSQLError,
     ValidationError,
 )
+from .inputs import canonical_json
 from .url_inputs import download_url_input, size_text
 from .urls import is_loopback_host
 from .wire import (
@@ -225,6 +226,7 @@ class _API:
         """Runs wait on an engine (a model server, a 50 ms deployment), not on this process's CPU:
         they get their own threads, so a client with hundreds in flight is not held to 40."""
         body = _parsed(RunFunctionRequest, await self.body(request))
+        canonical_json(body.input)  # a lone surrogate (valid JSON, not Unicode) is a 422, not an engine crash
         name = request.path_params["name"]
         if self._run_slots is None:
             self._run_slots = anyio.CapacityLimiter(MAX_RUNS)
