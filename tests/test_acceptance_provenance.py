@@ -339,3 +339,16 @@ def test_a_recorded_home_replays_from_a_checkout_at_another_path(home, tmp_path,
     ):
         assert replay.run_function("churn_risk", {"note": "risk high"})["response"] == recorded
     assert keyword_engine.calls == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="answers.py provenance(ref, 'job') takes the revision from the FunctionRef, which is '' for a remote "
+    "Function: sutro_batch answers say revision NULL though the deployment's job object names function_revision "
+    "(and sutro_run on the same deployment names the revision)",
+)
+def test_a_remote_batch_answer_names_the_revision_sutro_run_names(remote_con):
+    (run_revision,) = remote_con.sql("SELECT sutro_run('churn_risk', {'note': 'x'}).revision").fetchall()[0]
+    assert run_revision
+    batch = remote_con.sql("SELECT DISTINCT revision FROM sutro_batch('churn_risk', 'SELECT ''y'' AS note')")
+    assert batch.fetchall() == [(run_revision,)]
