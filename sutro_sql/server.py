@@ -256,6 +256,10 @@ class _API:
 
     def _submit_from_url(self, model: str, url: str, options: dict[str, Any]) -> str:
         """Download the file (as a deployment would), submit it as a local file, then drop it."""
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:  # valid JSON, not Unicode: a 422, not the URL parser's crash
+            raise ValidationError("inputs: the URL is not valid Unicode text (it holds a lone surrogate).") from None
         suffix = Path(urlsplit(url).path).suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValidationError("inputs: the URL must name a .csv or .parquet file.")

@@ -370,3 +370,12 @@ def test_a_failed_row_reads_the_same_lifted_or_real_time(backend):
     )
     real_time = sql(con, query, auto_batch=False).fetchall()
     assert sql(con, query, auto_batch=True).fetchall() == real_time
+
+
+def test_served_batch_refuses_a_url_with_a_lone_surrogate_as_invalid_input(served):
+    """Regression: a URL `inputs` holding `\\ud800` crashed the URL parser (500 internal_error)."""
+    headers = {"Authorization": f"Key {served.api_key}", "Content-Type": "application/json"}
+    body = b'{"model": "review-sentiment", "inputs": "http://127.0.0.1:1/rows\\ud800.csv"}'
+    refused = httpx.post(f"{served.url}/v1/batch-inference", content=body, headers=headers, timeout=30)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "invalid_input" and "lone surrogate" in refused.json()["detail"]
