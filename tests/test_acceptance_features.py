@@ -304,18 +304,27 @@ def test_served_run_refuses_a_lone_surrogate_as_invalid_input(served):
     assert plain.status_code == 422
 
 
+@pytest.fixture
+def lifting(backend):
+    """A connection lifting above 2 distinct inputs, with a table `n` of 4 notes, note 1 failing."""
+    con = connect(backend=backend, progress=False, auto_batch_threshold=2)
+    con.execute(
+        "CREATE TABLE n AS SELECT i AS id, CASE WHEN i = 1 THEN 'FAIL_ROW' ELSE 'note ' || i END AS note FROM range(4) r(i)"
+    )
+    yield con
+    con.close()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="sql_layer/rewrite.py with_lifted_answers: a lifted call in an unaliased projection is replaced by the "
     "lookup subquery, so DuckDB names the column after that subquery (its SQL, with the run's temp file path) "
     "instead of the call: a table's column names change when its rows cross the lift threshold, and on every run",
 )
-def test_a_lifted_projection_keeps_the_column_name_duckdb_gives_the_call(backend):
-    con = connect(backend=backend, progress=False, auto_batch_threshold=2)
-    con.execute("CREATE TABLE n AS SELECT i AS id, 'note ' || i AS note FROM range(5) r(i)")
-    query = "SELECT id, sutro_run('churn_risk', {'note': note}).response FROM n"
-    real_time = sql(con, query, auto_batch=False).columns
-    assert sql(con, query, auto_batch=True).columns == real_time
+def test_a_lifted_projection_keeps_the_column_name_duckdb_gives_the_call(lifting):
+    query = "SELECT id, sutro_run('churn_risk', {'note': note}, on_error := 'null').response FROM n"
+    real_time = sql(lifting, query, auto_batch=False).columns
+    assert sql(lifting, query, auto_batch=True).columns == real_time
 
 
 @pytest.mark.xfail(
@@ -359,17 +368,13 @@ def test_a_remote_batch_answer_names_the_revision_sutro_run_names(remote_con):
     reason="answers.py error_row sets only `error` for a failed real-time row (provenance NULL), while the lifted "
     "call's failed row names function, revision, engine, its job and source 'job': the lift changes the values",
 )
-def test_a_failed_row_reads_the_same_lifted_or_real_time(backend):
-    con = connect(backend=backend, progress=False, auto_batch_threshold=2)
-    con.execute(
-        "CREATE TABLE n AS SELECT i AS id, CASE WHEN i = 1 THEN 'FAIL_ROW' ELSE 'note ' || i END AS note FROM range(4) r(i)"
-    )
+def test_a_failed_row_reads_the_same_lifted_or_real_time(lifting):
     query = (
         "WITH answered AS (SELECT id, sutro_run('churn_risk', {'note': note}, on_error := 'null') AS a FROM n) "
         "SELECT a.function, a.revision, a.engine, a.escalated FROM answered WHERE id = 1"
     )
-    real_time = sql(con, query, auto_batch=False).fetchall()
-    assert sql(con, query, auto_batch=True).fetchall() == real_time
+    real_time = sql(lifting, query, auto_batch=False).fetchall()
+    assert sql(lifting, query, auto_batch=True).fetchall() == real_time
 
 
 def test_served_batch_refuses_a_url_with_a_lone_surrogate_as_invalid_input(served):

@@ -8,17 +8,18 @@ from __future__ import annotations
 import textwrap
 
 import duckdb
-import httpx
 import pytest
 
 from sutro_sql.sql_layer import connect
-from tests.support.fault_server import free_port
 from tests.support.serve_process import ServedDeployment, make_home
 from tests.test_acceptance_specs import write_newcomer_specs
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
-BUCKET = "newcomer-stage"
+from tests import test_remote_staging as staging  # noqa: E402
+
+BUCKET = staging.BUCKET
+s3_endpoint = staging.s3_endpoint  # the loopback S3 (moto's server) holding BUCKET, one per module
 
 #: An extraction whose answer the KeywordEngine derives from the whole text it is sent: the
 #: first word and the number of words, so a value converted differently reads differently.
@@ -39,17 +40,6 @@ COLUMNS = {
     "double": "v / 3.0",
     "boolean": "v > 5",
 }
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    httpx.put(f"{endpoint}/{BUCKET}").raise_for_status()
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture(scope="module")
