@@ -188,6 +188,21 @@ def test_a_malformed_stage_is_refused_on_the_embedded_deployment_too(backend):
         client.batch_run_function("churn_risk", [{"note": "a"}], stage="ftp://bucket/prefix")
 
 
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 4096\n"
+
+
+def test_a_cache_checked_out_as_a_git_lfs_pointer_is_a_clear_error_not_an_internal_one(home):
+    """Regression: a committed answers.sqlite that is not a database (an LFS pointer) made every
+    query an 'internal error' (exit 1, "report it") instead of naming the file."""
+    write_newcomer_specs(home / "functions")
+    (home / "cache").mkdir()
+    (home / "cache" / "answers.sqlite").write_text(LFS_POINTER)
+    result = run_cli("--cache-mode", "replay", "query", "SELECT sutro_run('churn_risk', {'note': 'x'})", home=home)
+    assert result.code == 4, result.stderr
+    assert "answers.sqlite cannot be used: file is not a database" in result.stderr
+    assert "internal error" not in result.stderr
+
+
 # -- `sutro-sql run`: a script on a file database, lifted, re-run, replayed ----------------------
 
 SCRIPT = """
