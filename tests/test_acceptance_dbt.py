@@ -143,4 +143,4 @@ def test_record_then_replay_offline_then_a_replay_miss_fails_the_model(project):
     missed = build(project, "replay.duckdb", replay=True)
     assert missed.returncode != 0
     assert "Function 'review-sentiment' failed for input" in missed.stdout and "never seen before" in missed.stdout
-    assert "no cached answer" in missed.stdout
+    assert "no cached answer" in missed.stdout and "cache_mode: replay" in missed.stdout  # how it was asked for here
