@@ -203,6 +203,18 @@ def test_a_cache_checked_out_as_a_git_lfs_pointer_is_a_clear_error_not_an_intern
     assert "internal error" not in result.stderr
 
 
+def test_replay_with_cache_false_answers_from_the_cache_and_counts_hits(backend, keyword_engine, monkeypatch):
+    """Regression: in replay `cache := false` still reads the cache (its only source), but the
+    SQL layer skipped its own lookups, so those rows were not counted as cache hits."""
+    recording = connect(backend=backend, progress=False)
+    recording.sql("SELECT sutro_run('churn_risk', {'note': 'risk high'})").fetchall()
+    monkeypatch.setenv("SUTRO_SQL_CACHE", "replay")
+    con = connect(backend=backend, progress=False)
+    query = "SELECT sutro_run('churn_risk', {'note': 'risk high'}, cache := false) AS a"
+    assert con.sql(f"SELECT a.response, a.source FROM ({query})").fetchall() == [("high", "cache")]
+    assert (session_for(con).stats.cache_hits, keyword_engine.calls) == (1, 1)
+
+
 # -- `sutro-sql run`: a script on a file database, lifted, re-run, replayed ----------------------
 
 SCRIPT = """
