@@ -535,11 +535,12 @@ class JobStore:
             .fetchall()
         )
 
-    def result_rows(self, job_id: str, after_idx: int, limit: int) -> list[tuple[Any, ...]]:
+    def result_rows(self, job_id: str, after_idx: int, limit: int, *, inputs: bool = True) -> list[tuple[Any, ...]]:
         """Up to `limit` rows after `after_idx` in input order: (idx, input, id_value, output,
-        confidence, error, done). Read chunk by chunk, a job's results never sit in memory whole."""
+        confidence, error, done); input is None unless `inputs`. Read chunk by chunk, a job's
+        results never sit in memory whole."""
         return self._tuples(
-            "SELECT idx, input, id_value, output, confidence, error, done FROM job_rows"
+            f"SELECT idx, {'input' if inputs else 'NULL'}, id_value, output, confidence, error, done FROM job_rows"
             " WHERE job_id = ? AND idx > ? ORDER BY idx LIMIT ?",
             (job_id, after_idx, limit),
         )
