@@ -26,6 +26,8 @@ from typing import Any
 
 #: Keys per SQLite `IN (...)` lookup.
 _SQLITE_BATCH = 500
+#: One encoder for every stored answer (`json.dumps` with options builds a new one per call).
+_ANSWER_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def answer_key(identity: str, function: str, revision: str, canonical_input: str) -> str:
@@ -85,7 +87,7 @@ class AnswerCache:
         if not items:
             return
         now = time.time()
-        rows = [(key, row if isinstance(row, str) else json.dumps(row, ensure_ascii=False), now) for key, row in items]
+        rows = [(key, row if isinstance(row, str) else _ANSWER_JSON.encode(row), now) for key, row in items]
         # Keys in order touch each index page once: several times faster on a big cache. Stable, so
         # of a key given twice the last still wins.
         rows.sort(key=itemgetter(0))

@@ -20,6 +20,9 @@ PROGRESS = "SUTRO_SQL_PROGRESS"
 #: "record" (the default: answers come from the cache, else are computed and cached) or
 #: "replay" (answers come only from the cache; a miss is an error and nothing is computed).
 CACHE_MODE = "SUTRO_SQL_CACHE"
+#: Megabytes of answers the SQL layer keeps in memory, for all Functions together (default 1024);
+#: past it, the Function holding the most forgets its answers (the disk cache keeps them).
+MEMORY_CACHE_MB = "SUTRO_SQL_MEMORY_CACHE_MB"
 #: "0"/"false" turns off the `auto_batch` lift of `sutro-sql run`/`query` (on by default).
 AUTO_BATCH = "SUTRO_SQL_AUTO_BATCH"
 #: Overrides of the home's config.yaml.

@@ -29,10 +29,14 @@ def preview(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
 
 
+#: The canonical JSON writer (one encoder: `json.dumps` with options builds a new one per call).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def canonical_json(payload: Any) -> str:
     """The canonical form of a Function input (what cache keys and batch job keys hash).
     Text that is not valid Unicode (a lone surrogate) is refused here, naming the problem."""
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _CANONICAL_JSON.encode(payload)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

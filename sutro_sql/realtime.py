@@ -3,16 +3,22 @@ then one call per distinct input, at most `max_concurrency` in flight, with a ca
 flight for the same input joined rather than sent again (by this caller or a concurrent one:
 DuckDB runs `sutro_run` on several threads).
 
-An answer is stored in the cache before its in-flight entry goes, so a concurrent caller always
-finds one or the other, never neither. A failed call is forgotten, so a later query tries again.
-A caller may name the statement (`epoch`) it answers for: an answer this pool computed for the
-same statement is then not reported as cached, since it was not there before the statement.
+The inputs one caller computes are one `_CallGroup`: `max_concurrency` pool tasks pull its inputs
+one by one (or, when the backend answers many at once, each task takes a slice), so an input
+costs no future or pool task of its own; a caller that needs an input in flight waits for its
+group. An answer is stored in the cache before its in-flight entry goes, so a concurrent caller
+always finds one or the other, never neither. A failed call is forgotten, so a later query tries
+again; after a fatal error (the deployment, not the row) the group's remaining inputs are not
+sent. A caller may name the statement (`epoch`) it answers for: an answer this pool computed for
+the same statement is then not reported as cached, since it was not there before the statement.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +42,6 @@ def replay_miss(function: str) -> CacheMissError:
     )
 
 
-def _settle_abandoned(task: Future[None], chunk: list[tuple[Future[Answer], Any]]) -> None:
-    """A call cancelled before it ran (the pool was closed) fails its inputs rather than leaving
-    their callers waiting forever."""
-    for future, _ in chunk:
-        if not future.done():
-            future.set_exception(ConfigurationError("the client was closed before this call ran"))
-
-
 @dataclass(frozen=True)
 class Answer:
     """One input's answer: the `sutro_run` value, the v1 response when a call of this Client
@@ -52,6 +50,41 @@ class Answer:
     row: dict[str, Any]
     response: dict[str, Any] | None
     cached: bool
+
+
+def _computed(ref: FunctionRef, response: dict[str, Any], usage: Stats) -> Answer:
+    """The Answer of a response a call of this pool got, its usage added to `usage`."""
+    usage.count_usage(response.get("usage"))
+    return Answer(engine_row(response, ref), response, False)
+
+
+class _CallGroup:
+    """The inputs one caller computes, with one outcome each (an Answer or the exception of its
+    call) and one event set when every outcome is in."""
+
+    def __init__(self, payloads: list[Any]) -> None:
+        self.payloads = payloads
+        self.outcomes: list[Answer | BaseException | None] = [None] * len(payloads)
+        self.done = threading.Event()
+        self.fatal: BaseException | None = None  # set on a fatal error: send nothing more
+        self._positions = itertools.count()  # the next input to send (`next` is atomic)
+
+    def claim(self) -> int | None:
+        """The next input nobody has sent yet, or None."""
+        position = next(self._positions)
+        return position if position < len(self.payloads) and self.fatal is None else None
+
+    def fail(self, position: int, exc: BaseException) -> None:
+        self.outcomes[position] = exc
+        if not isinstance(exc, SutroSQLError) or exc.fatal:
+            self.fatal = exc
+
+    def settle(self) -> None:
+        """Every input not answered gets the fatal error that stopped the group, or, when its
+        task never ran (the client was closed), an error saying so; then wake the waiters."""
+        unsent = self.fatal or ConfigurationError("the client was closed before this call ran")
+        self.outcomes = [unsent if outcome is None else outcome for outcome in self.outcomes]
+        self.done.set()
 
 
 class RealtimeCalls:
@@ -68,7 +101,7 @@ class RealtimeCalls:
         self.max_concurrency = max_concurrency
         self.replay = replay  # answers from the cache only: a miss is a CacheMissError, nothing is called
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sutro-call")
-        self._inflight: dict[str, Future[Answer]] = {}
+        self._inflight: dict[str, tuple[_CallGroup, int]] = {}  # answer key -> its group, position
         self._computed: dict[int, set[str]] = {}  # recent statement epoch -> answer keys computed for it
         self._lock = threading.Lock()
 
@@ -91,43 +124,48 @@ class RealtimeCalls:
         if use_cache:
             stored = self.cache.get_many(list(keys.values()))
             with self._lock:
-                mine = self._computed.get(epoch, set()) if epoch is not None else set()
+                computed_here = self._computed.get(epoch, set()) if epoch is not None else set()
                 for canonical, key in keys.items():
                     if key in stored:
-                        cached = key not in mine
+                        cached = key not in computed_here
                         results[canonical] = Answer(cached_row(ref, stored[key], cached=cached), None, cached)
         if self.replay:
             for canonical in payloads:
                 results.setdefault(canonical, replay_miss(ref.name))
             return results
-        calls: dict[str, Future[Answer]] = {}
-        started: list[str] = []  # in-flight entries this caller created, and must remove
+        todo = [canonical for canonical in payloads if canonical not in results]
+        joined: dict[str, tuple[_CallGroup, int]] = {}
+        mine: list[str] = []
+        with self._lock:  # join the calls in flight, and register the new ones before anyone else looks
+            for canonical in todo:
+                entry = self._inflight.get(keys[canonical]) if use_cache else None
+                if entry is None:
+                    mine.append(canonical)
+                else:
+                    joined[canonical] = entry
+            group = _CallGroup([payloads[canonical] for canonical in mine])
+            started = [keys[canonical] for canonical in mine] if use_cache else []
+            for position, key in enumerate(started):
+                self._inflight[key] = (group, position)
         try:
-            todo: list[tuple[Future[Answer], Any]] = []
-            with self._lock:  # join the calls in flight, and register the new ones before anyone else looks
-                for canonical in [c for c in payloads if c not in results]:
-                    key = keys[canonical]
-                    future = self._inflight.get(key) if use_cache else None
-                    if future is None:
-                        future = Future()
-                        todo.append((future, payloads[canonical]))
-                        if use_cache:
-                            self._inflight[key] = future
-                            started.append(key)
-                    calls[canonical] = future
-            self._start(ref, todo, confidence_scoring)
-            fresh: list[tuple[str, dict[str, Any]]] = []
-            for canonical, future in calls.items():
-                try:
-                    answer = future.result()
-                except SutroSQLError as exc:
-                    if exc.fatal:
-                        raise
-                    results[canonical] = exc
-                    continue
-                results[canonical] = answer
-                if use_cache and keys[canonical] in started:
-                    fresh.append((keys[canonical], answer.row))
+            if mine:
+                self._run(ref, group, confidence_scoring)
+            for other, _ in joined.values():
+                other.done.wait()
+            outcomes = [(canonical, group.outcomes[position]) for position, canonical in enumerate(mine)]
+            outcomes += [(canonical, other.outcomes[position]) for canonical, (other, position) in joined.items()]
+            for canonical, outcome in outcomes:
+                if isinstance(outcome, SutroSQLError) and not outcome.fatal:
+                    results[canonical] = outcome
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    results[canonical] = outcome
+            fresh = [
+                (keys[canonical], answer.row)
+                for canonical in mine
+                if use_cache and isinstance(answer := results[canonical], Answer)
+            ]
             if epoch is not None and fresh:
                 self._remember_computed(epoch, [key for key, _ in fresh])
             self.cache.put_many(fresh)
@@ -144,38 +182,76 @@ class RealtimeCalls:
             while len(self._computed) > RECENT_STATEMENTS:
                 self._computed.pop(next(iter(self._computed)))
 
-    def _start(self, ref: FunctionRef, todo: list[tuple[Future[Answer], Any]], confidence_scoring: bool) -> None:
-        """Compute each (future, payload) on the pool: a call per input, or, when the backend
-        answers many inputs in one call (the embedded engine encodes a batch at once), the inputs
-        split into at most `max_concurrency` batched calls."""
-        if len(todo) > 1 and isinstance(self.backend, RunsFunctionsInBatches):
-            size = max(MIN_BATCH_INPUTS, -(-len(todo) // self.max_concurrency))
+    def _run(self, ref: FunctionRef, group: _CallGroup, confidence_scoring: bool) -> None:
+        """Compute every input of `group` and settle it: `max_concurrency` workers pulling one
+        input at a time or, when the backend answers many inputs in one call (the embedded engine
+        encodes a batch at once), at most `max_concurrency` batched calls. The calling thread is
+        one of them (it would only wait otherwise); the others run on the pool."""
+        count = len(group.payloads)
+        if count > 1 and isinstance(self.backend, RunsFunctionsInBatches):
+            size = max(MIN_BATCH_INPUTS, -(-count // self.max_concurrency))
+            work = [
+                functools.partial(
+                    self._call_many, ref, group, range(start, min(start + size, count)), confidence_scoring
+                )
+                for start in range(0, count, size)
+            ]
         else:
-            size = 1
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            task = self._executor.submit(self._call, ref, chunk, confidence_scoring)
-            task.add_done_callback(lambda done, chunk=chunk: _settle_abandoned(done, chunk))
-
-    def _call(self, ref: FunctionRef, chunk: list[tuple[Future[Answer], Any]], confidence_scoring: bool) -> None:
-        """Answer one chunk, settling each input's future with its Answer or its error."""
-        self.stats.count(calls=len(chunk))
-        payloads = [payload for _, payload in chunk]
+            work = [functools.partial(self._call_each, ref, group, confidence_scoring)] * min(
+                count, self.max_concurrency
+            )
         try:
-            if isinstance(self.backend, RunsFunctionsInBatches) and len(chunk) > 1:
+            tasks = [self._executor.submit(call) for call in work[1:]]
+            work[0]()
+            for task in tasks:
+                try:
+                    task.result()
+                except CancelledError:  # the pool was closed before the task ran
+                    pass
+        finally:
+            group.settle()
+
+    def _call_each(self, ref: FunctionRef, group: _CallGroup, confidence_scoring: bool) -> None:
+        """Send `group`'s inputs one per call until none is left (counted once, at the end)."""
+        calls = 0
+        usage = Stats()
+        try:
+            while (position := group.claim()) is not None:
+                calls += 1
+                try:
+                    response = self.backend.run_function(
+                        ref.name, group.payloads[position], confidence_scoring=confidence_scoring
+                    )
+                    group.outcomes[position] = _computed(ref, response, usage)
+                except BaseException as exc:
+                    group.fail(position, exc)
+        finally:
+            self.stats.count(calls=calls, **usage.usage())
+
+    def _call_many(self, ref: FunctionRef, group: _CallGroup, positions: range, confidence_scoring: bool) -> None:
+        """Answer `group`'s inputs at `positions` in one call."""
+        if group.fatal is not None:
+            return
+        self.stats.count(calls=len(positions))
+        payloads = [group.payloads[position] for position in positions]
+        try:
+            if len(payloads) > 1 and isinstance(self.backend, RunsFunctionsInBatches):
                 responses = self.backend.run_function_many(ref.name, payloads, confidence_scoring=confidence_scoring)
             else:
                 responses = [self.backend.run_function(ref.name, payloads[0], confidence_scoring=confidence_scoring)]
         except BaseException as exc:  # the whole call failed: every input of it did
-            for future, _ in chunk:
-                future.set_exception(exc)
+            for position in positions:
+                group.fail(position, exc)
             return
-        for (future, _), response in zip(chunk, responses, strict=True):
-            if isinstance(response, SutroSQLError):
-                future.set_exception(response)
-            else:
-                self.stats.count_usage(response.get("usage"))
-                future.set_result(Answer(engine_row(response, ref), response, False))
+        usage = Stats()
+        for position, response in zip(positions, responses, strict=True):
+            try:
+                if isinstance(response, SutroSQLError):
+                    raise response
+                group.outcomes[position] = _computed(ref, response, usage)
+            except BaseException as exc:  # its error, or a response no answer can be made of
+                group.fail(position, exc)
+        self.stats.count(**usage.usage())
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -50,5 +50,9 @@ class Stats:
             cost_usd=float(usage.get("cost_usd") or 0.0),
         )
 
+    def usage(self) -> dict[str, Any]:
+        """The usage counters (tokens, cost), to add to another Stats in one `count`."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_usd": self.cost_usd}
+
     def as_dict(self) -> dict[str, Any]:
         return {counter.name: getattr(self, counter.name) for counter in fields(self)}

@@ -1,11 +1,10 @@
-"""Answer memory internals: `HashIndex` against a dict, and colliding hashes."""
+"""Answer memory internals: `HashIndex` against a dict (collisions: tests/test_sql_memory.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
-from sutro_sql.sql_layer.cache import FunctionAnswers, HashIndex
+from sutro_sql.sql_layer.cache import HashIndex
 
 
 def test_hash_index_agrees_with_a_dict_through_growth_replacements_and_collisions():
@@ -25,14 +24,3 @@ def test_hash_index_agrees_with_a_dict_through_growth_replacements_and_collision
         assert (index.lookup(probes) == expected).all()
         missing = next(key for key in unknown.tolist() if key not in truth)
         assert index.get(missing) is None
-
-
-def test_a_hash_collision_never_returns_another_inputs_answer():
-    answers = FunctionAnswers()
-    answers.add('{"text":"a"}', 42, "a", {"response": "A"})
-    inputs = pa.array(['{"text":"b"}'])  # a different input with the same hash
-    assert answers.lookup_rows(np.array([42], np.uint64), inputs) is None
-    assert answers.slots_for_texts(['{"text":"b"}'], [42]) == [None]
-    slots = answers.lookup_rows(np.array([42, 42], np.uint64), pa.array(['{"text":"a"}', None]))
-    assert slots.to_pylist() == [0, None]
-    assert answers.take(slots).to_pylist()[0]["response"] == "A"

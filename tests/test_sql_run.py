@@ -249,6 +249,16 @@ def test_function_name_must_be_a_literal(con):
         sql(con, "SELECT sutro_run(fn, {'query': 'q', 'region': 'r'}) FROM t")
 
 
+def test_options_must_be_the_same_on_every_row_even_with_every_input_cached(con):
+    lead = "{'query': 'q', 'region': 'r'}"
+    con.sql(f"SELECT sutro_run('lead-qualifier', {lead}, abstain_below := 0.5)").fetchall()  # now in memory
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('lead-qualifier', 0.5), ('ticket-triage', 0.9)) v(fn, p)")
+    with pytest.raises(duckdb.Error, match="on_error, cache and abstain_below must be literals"):
+        con.sql(f"SELECT sutro_run('lead-qualifier', {lead}, abstain_below := p) FROM t").fetchall()
+    with pytest.raises(duckdb.Error, match="must be a string literal"):
+        con.sql(f"SELECT sutro_run(fn, {lead}, abstain_below := 0.5) FROM t").fetchall()
+
+
 def test_usage_and_cost_are_counted_exactly(con, counting):
     make_leads(con, 30, 6)
     con.sql(f"SELECT {RUN} FROM leads").fetchall()
@@ -342,3 +352,22 @@ def test_a_vector_of_new_inputs_reaches_the_local_engine_in_a_few_batched_calls(
         assert one["output"] == dict(rows)[7]  # the batched answer is the one-row answer
     finally:
         backend.close()
+
+
+def test_after_a_fatal_error_a_vector_sends_none_of_its_other_inputs(local_backend):
+    class Unreachable:
+        """A backend answering one input per call, whose deployment is down."""
+
+        identity, home = local_backend.identity, local_backend.home
+        get_function_spec = local_backend.get_function_spec
+        calls = 0
+
+        def run_function(self, name, input, **kwargs):
+            Unreachable.calls += 1
+            raise sutro_sql.BackendUnavailableError("cannot connect (ConnectError)")
+
+    con = connect(backend=Unreachable(), max_concurrency=2, progress=False)
+    make_leads(con, 200, 200)
+    with pytest.raises(duckdb.Error, match="cannot connect"):
+        con.sql(f"SELECT {RUN} FROM leads").fetchall()
+    assert 1 <= Unreachable.calls <= 2  # at most one call in flight per worker when the first failed

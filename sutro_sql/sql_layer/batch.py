@@ -287,7 +287,7 @@ class BatchRunner:
             memory = self.session.memory(ref)
             for start in range(0, len(canonicals), SPOOL_BATCH_ROWS):
                 texts = canonicals.slice(start, SPOOL_BATCH_ROWS).to_pylist()
-                rows = [memory.row_for_canonical(text) for text in texts]
+                rows = memory.rows_for_canonicals(texts)
                 unknown = [i for i, row in enumerate(rows) if row is None]
                 stored = self.session.client.cached_answers(ref, [texts[i] for i in unknown])
                 for i, row in zip(unknown, stored, strict=True):

@@ -1,38 +1,70 @@
 """`sutro_run(fn, input)`: the Arrow UDF that answers one DuckDB vector at a time.
 
-Per vector (up to 2048 rows) the input STRUCTs arrive as JSON text (the macro
-wraps them in `to_json`) with DuckDB's `hash()` of each. Warm path: the memory
-cache finds every row's answer by hash (confirmed by text) and one Arrow `take`
-builds the result. A row is a cache hit when its answer was there before the
-statement (its `txid_current()`) began; a repeat of an input the statement itself
-computed is dedup, counted neither as a call nor as a hit. Otherwise Arrow `dictionary_encode` dedups the vector; each
-distinct input is found in memory, else converted and canonicalized (the one
-converter, `sutro_sql.inputs`) and handed to the Client, which answers from the
-disk cache or calls the backend (concurrently, each input once, sharing calls in
-flight between vectors). Results are spread back with `take`, so row order is
-the input order. NULL input -> NULL answer and no call.
+Per vector (up to 2048 rows) the input STRUCTs arrive as JSON text (the macro wraps them in
+`to_json`) with DuckDB's `hash()` of each, and one JSON object of the call's options (the
+Function, on_error, cache, abstain_below, the statement's `txid_current()`), which DuckDB
+folds to a constant: three columns, so the UDF costs DuckDB little more than any UDF of one
+column. Warm path: the memory cache finds every row's answer by hash (confirmed by text), and
+the result is a dictionary array over the answers the rows use, which DuckDB reads without a
+per-row copy. A row is a cache hit when its answer was there before the statement began; a
+repeat of an input the statement itself computed is dedup, counted neither as a call nor as a
+hit. Otherwise Arrow `dictionary_encode` dedups the vector; each distinct input is found in
+memory (by text, then by canonical form), else converted and canonicalized (the one converter,
+`sutro_sql.inputs`) and handed to the Client, which answers from the disk cache or calls the
+backend (concurrently, each input once, sharing calls in flight between vectors). The answers
+of the distinct inputs are the result's dictionary, so row order is the input order. NULL
+input -> NULL answer and no call.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..answers import ANSWER_TYPE, SOURCE_CACHE, abstain, check_abstain_below, error_row, from_cache
+from ..answers import ANSWER_TYPE, abstain, check_abstain_below, error_row
 from ..errors import QueryError, SutroSQLError, ValidationError
 from ..inputs import FunctionRef, row_failure
-from .cache import FunctionAnswers
+from .cache import Found, FunctionAnswers, answers_by_row
 from .session import SutroSession, binding_a_relation
 
 ON_ERROR_MODES = ("raise", "null")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one `sutro_run` call site, as the macro passes them (one JSON object)."""
+
+    function: Any
+    on_error: str
+    cache: bool
+    abstain_below: float | None
+    statement: int
+
+
+@functools.lru_cache(maxsize=256)
+def parse_options(text: str) -> RunOptions:
+    """The options object (parsed once per distinct text: it is the same for a whole statement)."""
+    options = json.loads(text)
+    mode = options["on_error"] or "raise"
+    if mode not in ON_ERROR_MODES:
+        raise QueryError(f"sutro_run: on_error must be 'raise' or 'null', got {mode!r}")
+    return RunOptions(
+        function=options["function"],
+        on_error=mode,
+        cache=options["cache"] is not False,
+        abstain_below=check_abstain_below(options["abstain_below"], "sutro_run"),
+        statement=options["statement"],
+    )
+
+
 class ScalarRunner:
-    """The `_sutro_run(fn, input_json, input_hash, on_error, cache, txid, abstain_below)` Arrow UDF
-    of one session.
+    """The `_sutro_run(input_json, input_hash, options_json)` Arrow UDF of one session.
 
     Row counters skip the bind-time evaluation of constant calls (DuckDB's Python
     relations evaluate them again when they run); backend calls are always counted."""
@@ -40,39 +72,28 @@ class ScalarRunner:
     def __init__(self, session: SutroSession) -> None:
         self.session = session
 
-    def __call__(
-        self,
-        fn: pa.ChunkedArray,
-        inputs: pa.ChunkedArray,
-        hashes: pa.ChunkedArray,
-        on_error: Any,
-        cache: Any,
-        txid: pa.ChunkedArray,
-        abstain_below: pa.ChunkedArray,
-    ) -> pa.Array:
+    def __call__(self, inputs: pa.ChunkedArray, hashes: pa.ChunkedArray, options: pa.ChunkedArray) -> pa.Array:
         inputs = _array(inputs)
+        if inputs.type != pa.string():  # a connection set to give large strings or string views
+            inputs = inputs.cast(pa.string())
         rows = len(inputs)
         if inputs.null_count == rows:
             return pa.nulls(rows, ANSWER_TYPE)
-        ref = self.session.function(_literal(fn))
-        mode = _array(on_error)[0].as_py() or "raise"
-        if mode not in ON_ERROR_MODES:
-            raise QueryError(f"sutro_run: on_error must be 'raise' or 'null', got {mode!r}")
-        below = check_abstain_below(_array(abstain_below)[0].as_py(), "sutro_run")
-        use_cache = self.session.cache_enabled and _array(cache)[0].as_py() is not False
+        run = _call_options(_array(options))
+        ref = self.session.function(run.function)
+        use_cache = self.session.cache_enabled and run.cache
         answers = self.session.memory(ref)
-        epoch = self.session.epoch(_array(txid)[0].as_py())
+        epoch = self.session.epoch(run.statement)
         row_hashes = _array(hashes).to_numpy(zero_copy_only=False)
         if use_cache:  # the warm path: every input seen before
-            slots = answers.lookup_rows(row_hashes, inputs)
-            if slots is not None:
+            warm = answers.answer_rows(row_hashes, inputs, epoch)
+            if warm is not None:
+                result, computed_now = warm
                 answered = rows - inputs.null_count
-                deduped = 0
-                if answered and answers.computed_during(epoch):
-                    deduped = int(answers.computed_in(slots.drop_null().to_numpy(), epoch).sum())
-                self._count_rows(cache_hits=answered - deduped, rows_answered=answered)
-                return abstain(_sourced(answers, slots, epoch), below)
-        return abstain(self._answer_vector(ref, answers, inputs, row_hashes, mode, use_cache, epoch), below)
+                self._count_rows(cache_hits=answered - computed_now, rows_answered=answered)
+                return _abstain(result, run.abstain_below)
+        result = self._answer_vector(ref, answers, inputs, row_hashes, run.on_error, use_cache, epoch)
+        return _abstain(result, run.abstain_below)
 
     def _answer_vector(
         self,
@@ -92,66 +113,71 @@ class ScalarRunner:
         rows_per_input = np.bincount(valid_codes, minlength=len(texts))
         first_row = np.empty(len(texts), np.int64)
         first_row[valid_codes[::-1]] = np.nonzero(codes >= 0)[0][::-1]
-        text_hashes = row_hashes[first_row].tolist()
+        hashes = row_hashes[first_row].tolist()
 
-        slots = answers.slots_for_texts(texts, text_hashes) if use_cache else [None] * len(texts)
-        misses = [i for i, slot in enumerate(slots) if slot is None]
+        found = [answers.find_texts(texts, hashes, epoch)] if use_cache else []
+        known = {position for part in found for position in part.positions}
         failures: dict[int, SutroSQLError] = {}
-        if misses:
-            resolved = self._resolve(ref, answers, texts, text_hashes, misses, use_cache, failures, epoch)
-            for i in misses:
-                slots[i] = resolved.get(i)
-        failed = int(rows_per_input[list(failures)].sum()) if failures else 0
-        hits = 0
-        if use_cache:  # an answer is a hit unless this statement computed it
-            held = [i for i in range(len(texts)) if i not in failures]
-            fresh = answers.computed_in(np.array([slots[i] for i in held], np.int64), epoch)
-            hits = int(rows_per_input[held].sum() - rows_per_input[held][fresh].sum()) if held else 0
-        self._count_rows(cache_hits=hits, rows_answered=len(valid_codes) - failed, rows_failed=failed)
-        if failures and mode == "raise":
-            first = min(failures)
-            raise row_failure(ref.name, texts[first], failures[first])
-        if use_cache and not failures:  # every distinct input has a memory slot
-            return _sourced(answers, _row_slots(slots, encoded.indices), epoch)
-        uniques = [
-            error_row(failures[i].detail) if i in failures else _row_of(answers, slots[i], epoch)
-            for i in range(len(texts))
-        ]
-        return pa.array(uniques, ANSWER_TYPE).take(encoded.indices)
-
-    def _resolve(
-        self,
-        ref: FunctionRef,
-        answers: FunctionAnswers,
-        texts: list[str],
-        hashes: list[int],
-        misses: list[int],
-        use_cache: bool,
-        failures: dict[int, SutroSQLError],
-        epoch: int,
-    ) -> dict[int, int | dict[str, Any]]:
-        """Answer the inputs at `misses`: memory by canonical form, else the Client (its disk
-        cache, else the backend); answers computed for statement `epoch` are marked with it.
-
-        Returns, per index, a memory slot (cache on) or the answer row (cache off); failed rows
-        go to `failures` instead."""
-        resolved: dict[int, int | dict[str, Any]] = {}
+        pending: dict[str, list[int]] = {}  # canonical input -> positions of the texts that have it
         payloads: dict[str, Any] = {}
-        pending: dict[str, list[int]] = {}  # canonical input -> indices still to answer
-        for i in misses:
+        for i in range(len(texts)):
+            if i in known:
+                continue
             try:
                 payload, canonical = ref.canonical_from_json(texts[i])
             except ValidationError as exc:  # e.g. a missing required field: this row's failure
                 failures[i] = exc
                 continue
-            slot = answers.slot_for_canonical(canonical) if use_cache else None
-            if slot is not None:
-                resolved[i] = answers.add(texts[i], hashes[i], canonical)
-                continue
             payloads[canonical] = payload
             pending.setdefault(canonical, []).append(i)
+        if use_cache and pending:
+            by_form = answers.find_canonicals(
+                ((i, texts[i], hashes[i], canonical) for canonical, indices in pending.items() for i in indices), epoch
+            )
+            found.append(by_form)
+            known = set(by_form.positions)  # a canonical form's texts are all found, or none
+            pending = {canonical: indices for canonical, indices in pending.items() if indices[0] not in known}
+            payloads = {canonical: payloads[canonical] for canonical in pending}
+        computed = self._compute(ref, answers, texts, hashes, pending, payloads, use_cache, epoch, failures)
+        if computed is not None:
+            found.append(computed)
+
+        failed = int(rows_per_input[list(failures)].sum()) if failures else 0
+        hits = 0
+        for part in found:  # an answer is a hit unless this statement computed it
+            if use_cache and len(part.positions):
+                per_input = rows_per_input[part.positions]
+                hits += int(per_input.sum() - per_input[part.computed_now].sum())
+        self._count_rows(cache_hits=hits, rows_answered=len(valid_codes) - failed, rows_failed=failed)
+        if failures and mode == "raise":
+            first = min(failures)
+            raise row_failure(ref.name, texts[first], failures[first])
+        if failures:
+            failed_at = list(failures)
+            rows = [error_row(failures[i].detail) for i in failed_at]
+            found.append(Found(failed_at, pa.array(rows, ANSWER_TYPE), np.zeros(len(rows), bool)))
+        return _spread(found, len(texts), encoded.indices)
+
+    def _compute(
+        self,
+        ref: FunctionRef,
+        answers: FunctionAnswers,
+        texts: list[str],
+        hashes: list[int],
+        pending: dict[str, list[int]],
+        payloads: dict[str, Any],
+        use_cache: bool,
+        epoch: int,
+        failures: dict[int, SutroSQLError],
+    ) -> Found | None:
+        """Answer the `pending` canonical inputs through the Client (its disk cache, else the
+        backend), remembering them in memory; failed ones go to `failures`."""
         if not pending:
-            return resolved
+            return None
+        positions: list[int] = []
+        rows: list[dict[str, Any]] = []
+        canonicals: list[str] = []
+        computed_by: list[int] = []  # per answer, the statement that computed it (0: the cache had it)
         client = self.session.client
         for canonical, answer in client.answer_inputs(ref, payloads, cache=use_cache, epoch=epoch).items():
             indices = pending[canonical]
@@ -159,57 +185,58 @@ class ScalarRunner:
                 for i in indices:
                     failures[i] = answer
                 continue
-            computed_by = 0 if answer.cached else epoch
             for i in indices:
-                resolved[i] = (
-                    answers.add(texts[i], hashes[i], canonical, answer.row, computed_by) if use_cache else answer.row
-                )
-        return resolved
+                positions.append(i)
+                rows.append(answer.row)
+                canonicals.append(canonical)
+                computed_by.append(0 if answer.cached else epoch)
+        computed = pa.array(rows, ANSWER_TYPE)
+        if use_cache and positions:
+            answers.add(
+                [texts[i] for i in positions], [hashes[i] for i in positions], canonicals, computed, computed_by
+            )
+        return Found(positions, computed, np.array(computed_by, np.int64) == epoch)
 
     def _count_rows(self, **deltas: int) -> None:
         if not binding_a_relation():
             self.session.count(**deltas)
 
 
-def _row_of(answers: FunctionAnswers, slot: int | dict[str, Any], epoch: int) -> dict[str, Any]:
-    if isinstance(slot, dict):
-        return slot
-    row = answers.row(slot)
-    return row if answers.computed_in(np.array([slot]), epoch)[0] else row | {"source": SOURCE_CACHE}
+def _spread(parts: list[Found], inputs: int, indices: pa.Array) -> pa.DictionaryArray:
+    """Per row, the answer of its input (`indices`: the row's input, NULL for NULL input), from
+    `parts` that together answer every input: a dictionary array over their answers."""
+    order = np.empty(inputs, np.int32)
+    start = 0
+    for part in parts:
+        order[part.positions] = np.arange(start, start + len(part.positions), dtype=np.int32)
+        start += len(part.positions)
+    dictionary = pa.concat_arrays([part.answers for part in parts])
+    null_rows = None if indices.null_count == 0 else indices.is_null().to_numpy(zero_copy_only=False)
+    return answers_by_row(order[indices.fill_null(0).to_numpy()], dictionary, null_rows)
 
 
-def _sourced(answers: FunctionAnswers, slots: pa.Array, epoch: int) -> pa.StructArray:
-    """The answers at `slots`, saying `source` 'cache' unless statement `epoch` computed them:
-    a constant column when it computed none here (the warm path), else one vectorized mask."""
-    rows = answers.take(slots)
-    if not answers.computed_during(epoch):
-        return from_cache(rows)
-    return from_cache(rows, ~answers.computed_in(slots.fill_null(0).to_numpy(zero_copy_only=False), epoch))
+def _abstain(result: pa.DictionaryArray, below: float | None) -> pa.DictionaryArray:
+    """Abstention applied once per distinct answer (the dictionary), not per row."""
+    if below is None:
+        return result
+    return pa.DictionaryArray.from_arrays(result.indices, abstain(result.dictionary, below), safe=False)
+
+
+def _call_options(options: pa.Array) -> RunOptions:
+    """The call's options, which must be the same on every row (literals)."""
+    first = options[0].as_py()
+    if pc.equal(options, first).false_count:
+        names = sorted({str(parse_options(text).function) for text in options.unique().to_pylist()})
+        if len(names) > 1:
+            raise QueryError(
+                f"sutro_run: the Function name must be a string literal, got {len(names)} different names "
+                f"({', '.join(names[:3])}, ...)"
+            )
+        raise QueryError("sutro_run: on_error, cache and abstain_below must be literals, the same on every row")
+    return parse_options(first)
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
     return values
-
-
-def _literal(fn: pa.ChunkedArray) -> Any:
-    """The Function name, which must be the same on every row (a string literal)."""
-    names = _array(fn)
-    first = names[0]
-    if names.null_count not in (0, len(names)) or pc.equal(names, first).false_count:
-        distinct = names.unique()
-        raise QueryError(
-            f"sutro_run: the Function name must be a string literal, got {len(distinct)} different names "
-            f"({', '.join(map(str, distinct.to_pylist()[:3]))}, ...)"
-        )
-    return first.as_py()
-
-
-def _row_slots(slots: list[Any], indices: pa.Array) -> pa.Array:
-    """Per row, the memory slot of its input (NULL for NULL input)."""
-    per_input = np.fromiter(slots, np.int64, len(slots))
-    if indices.null_count:
-        valid = indices.is_valid().to_numpy(zero_copy_only=False)
-        return pa.array(per_input[indices.fill_null(0).to_numpy()], mask=~valid)
-    return pa.array(per_input[indices.to_numpy()])

@@ -4,7 +4,8 @@
 Python UDFs behind the SQL surface and the TEMP macros users call:
 
 - ``sutro_run(fn, input, on_error := 'raise', cache := true, abstain_below := NULL)`` -> `_sutro_run`
-  (Arrow UDF; the statement's `txid_current()` lets it tell dedup from cache hits);
+  (Arrow UDF of the input's JSON, its hash and the options as one constant JSON object; the
+  statement's `txid_current()` in it lets it tell dedup from cache hits);
 - ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
   abstain_below, stage)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
@@ -204,7 +205,7 @@ def register(
     con.create_function(
         "_sutro_run",
         ScalarRunner(session),
-        ["VARCHAR", "VARCHAR", "UBIGINT", "VARCHAR", "BOOLEAN", "UBIGINT", "DOUBLE"],
+        ["VARCHAR", "UBIGINT", "VARCHAR"],
         duckdb.sqltype(ANSWER_SQL_TYPE),
         type="arrow",
         null_handling="special",
@@ -228,8 +229,9 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     registered connection (dbt runs every model on one) needs only this call."""
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true, "
-        "abstain_below := NULL) AS _sutro_run(fn, to_json(input), hash(input), on_error, cache, txid_current(), "
-        "abstain_below)"
+        "abstain_below := NULL) AS _sutro_run(to_json(input), hash(input), to_json({'function': fn::VARCHAR, "
+        "'on_error': on_error::VARCHAR, 'cache': cache::BOOLEAN, 'abstain_below': abstain_below::DOUBLE, "
+        "'statement': txid_current()})::VARCHAR)"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
