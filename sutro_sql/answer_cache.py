@@ -20,6 +20,7 @@ import json
 import sqlite3
 import threading
 import time
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,9 @@ class AnswerCache:
             return
         now = time.time()
         rows = [(key, row if isinstance(row, str) else _ANSWER_JSON.encode(row), now) for key, row in items]
+        # Keys in order touch each index page once: several times faster on a big cache. Stable, so
+        # of a key given twice the last still wins.
+        rows.sort(key=itemgetter(0))
         with self._lock:
             self._db.execute("BEGIN")
             try:
