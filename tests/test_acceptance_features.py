@@ -354,13 +354,8 @@ def test_a_lifted_projection_keeps_the_column_name_duckdb_gives_the_call(lifting
     assert sql(lifting, query, auto_batch=True).columns == real_time
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backends/local/backend.py LocalBackend.identity is 'local:<absolute home path>' and answer keys hash "
-    "it: a recorded cache committed with the specs and replayed from a checkout at another path (CI) misses "
-    "every row, though the cache file lives inside that very home",
-)
 def test_a_recorded_home_replays_from_a_checkout_at_another_path(home, tmp_path, keyword_engine):
+    """Record, commit the specs and cache/answers.sqlite, replay in CI from another path."""
     from sutro_sql.backends.local import LocalBackend
 
     write_newcomer_specs(home / "functions")
