@@ -342,14 +342,14 @@ def lifting(backend):
     con.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sql_layer/rewrite.py with_lifted_answers: a lifted call in an unaliased projection is replaced by the "
-    "lookup subquery, so DuckDB names the column after that subquery (its SQL, with the run's temp file path) "
-    "instead of the call: a table's column names change when its rows cross the lift threshold, and on every run",
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT id, sutro_run('churn_risk', {'note': note}, on_error := 'null').response FROM n",
+        "WITH a AS (SELECT id, sutro_run('churn_risk', {'note': note}, on_error := 'null') FROM n) SELECT * FROM a",
+    ],
 )
-def test_a_lifted_projection_keeps_the_column_name_duckdb_gives_the_call(lifting):
-    query = "SELECT id, sutro_run('churn_risk', {'note': note}, on_error := 'null').response FROM n"
+def test_a_lifted_projection_keeps_the_column_name_duckdb_gives_the_call(lifting, query):
     real_time = sql(lifting, query, auto_batch=False).columns
     assert sql(lifting, query, auto_batch=True).columns == real_time
 
