@@ -385,11 +385,6 @@ def test_a_remote_batch_answer_names_the_revision_sutro_run_names(remote_con):
     assert batch.fetchall() == [(run_revision,)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="answers.py error_row sets only `error` for a failed real-time row (provenance NULL), while the lifted "
-    "call's failed row names function, revision, engine, its job and source 'job': the lift changes the values",
-)
 def test_a_failed_row_reads_the_same_lifted_or_real_time(lifting):
     query = (
         "WITH answered AS (SELECT id, sutro_run('churn_risk', {'note': note}, on_error := 'null') AS a FROM n) "

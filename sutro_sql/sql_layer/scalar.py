@@ -154,7 +154,7 @@ class ScalarRunner:
             raise row_failure(ref.name, texts[first], failures[first])
         if failures:
             failed_at = list(failures)
-            rows = [error_row(failures[i].detail) for i in failed_at]
+            rows = [error_row(failures[i].detail, ref) for i in failed_at]
             found.append(Found(failed_at, pa.array(rows, ANSWER_TYPE), np.zeros(len(rows), bool)))
         return _spread(found, len(texts), encoded.indices)
 
