@@ -178,11 +178,6 @@ def test_the_client_refuses_wrong_input_types_clearly(backend):
             client.batch_run_function("churn_risk", [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py submit path: a stage that is not an S3 location is only parsed when a remote "
-    "deployment stages; on the embedded one it is ignored unchecked, so a typo passes locally and fails in production",
-)
 def test_a_malformed_stage_is_refused_on_the_embedded_deployment_too(backend):
     with Client(backend=backend, progress=False) as client, pytest.raises(ValidationError, match="S3 location"):
         client.batch_run_function("churn_risk", [{"note": "a"}], stage="ftp://bucket/prefix")
@@ -372,12 +367,6 @@ def test_a_recorded_home_replays_from_a_checkout_at_another_path(home, tmp_path,
     assert keyword_engine.calls == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="answers.py provenance(ref, 'job') takes the revision from the FunctionRef, which is '' for a remote "
-    "Function: sutro_batch answers say revision NULL though the deployment's job object names function_revision "
-    "(and sutro_run on the same deployment names the revision)",
-)
 def test_a_remote_batch_answer_names_the_revision_sutro_run_names(remote_con):
     (run_revision,) = remote_con.sql("SELECT sutro_run('churn_risk', {'note': 'x'}).revision").fetchall()[0]
     assert run_revision

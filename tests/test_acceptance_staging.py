@@ -93,11 +93,6 @@ def test_a_stage_without_a_bucket_is_refused_before_anything_is_sent(con):
         con.sql(query).fetchall()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py: the stage is parsed only when rows are staged, so a malformed stage passes unchecked "
-    "when every row is cached (or the job re-attaches), then fails on the first new row",
-)
 def test_a_malformed_stage_is_refused_even_when_every_row_is_cached(con):
     con.sql("SELECT * FROM sutro_batch('typed', 'SELECT v, w FROM t')").fetchall()
     with pytest.raises(duckdb.Error, match="expected an S3 location"):

@@ -48,6 +48,7 @@ from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
 from ..realtime import replay_miss
 from ..sql_text import quote
+from ..staging import checked_stage
 from ..wire import Job
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
@@ -389,7 +390,7 @@ class BatchMaterializer:
             description,
             cache is not False,
             check_abstain_below(abstain_below, "sutro_batch"),
-            stage,
+            checked_stage(stage),
         )
         sql_text = validate_read_query(query)
         cursor = session.connection.cursor()
