@@ -93,7 +93,7 @@ class LocalBackend:
 
     @property
     def identity(self) -> str:
-        """ "local", without the home's path: the answer cache and the job ledger live inside the
+        """The constant "local", without the home's path: the answer cache and the job ledger live inside the
         home, so they are this deployment's wherever its folder is, and a cache committed with a
         project replays from any checkout (a path here would make every key miss in CI)."""
         return "local"
