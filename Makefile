@@ -38,3 +38,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/sql_dedup.py
 	$(BIN)/python bench/remote_throughput.py
 	$(BIN)/python bench/batch_scale.py
+	$(BIN)/python bench/remote_body_memory.py

@@ -203,9 +203,12 @@ def check_abstain_below(value: Any, where: str) -> float | None:
     return float(value)
 
 
-def error_row(message: str) -> dict[str, Any]:
-    """The `sutro_run` value of a failed row under `on_error := 'null'`: only `error` is set."""
-    return {name: None for name in ANSWER_TYPE.names} | {"error": message}
+def error_row(message: str, ref: FunctionRef) -> dict[str, Any]:
+    """The `sutro_run` value of a failed row under `on_error := 'null'`: `error`, and the Function
+    that failed it (as a lifted row's says); no answer, so no `source`."""
+    return (
+        {name: None for name in ANSWER_TYPE.names} | provenance(ref, SOURCE_ENGINE) | {"source": None, "error": message}
+    )
 
 
 def _prediction(item: Any) -> dict[str, Any]:

@@ -65,7 +65,7 @@ from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLErro
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
-from .staging import stage_rows
+from .staging import checked_stage, stage_rows
 from .stats import Stats
 from .urls import checked_api_key, moved_to, normalize_api_url
 from .waiting import JobWaiter
@@ -516,6 +516,7 @@ class Client:
         _ignored_tracing(langsmith_metadata, langsmith_tags)
         check_job_name(job_name)
         check_job_description(description)
+        checked_stage(stage)
         ref = self.function(name)
         rows = batch_source(data, id_column=id_column)
         key = batch_content_key(ref, rows, id_column=id_column, dry_run=dry_run) if cache else None
@@ -625,7 +626,10 @@ class Client:
     def job_answer_batches(self, ref: FunctionRef, job_id: str, expected_rows: int) -> Iterator[pa.StructArray]:
         """A SUCCEEDED job's answers as `sutro_run` values (failed rows carry `error`), in input
         order, a chunk at a time as the backend streams them (`Backend.iter_job_results`)."""
-        seen, made = 0, provenance(ref, SOURCE_JOB, job_id)
+        made = provenance(ref, SOURCE_JOB, job_id)
+        if made["revision"] is None:  # a remote Function: its job names the revision it ran
+            made["revision"] = self._waiter.job(job_id).function_revision
+        seen = 0
         for batch in self.backend.iter_job_results(job_id, chunk_rows=self.result_chunk_rows):
             seen += batch.num_rows
             if seen > expected_rows:

@@ -38,7 +38,8 @@ MIN_BATCH_INPUTS = 16
 
 def replay_miss(function: str) -> CacheMissError:
     return CacheMissError(
-        f"Function {function!r}: no cached answer for this input, and {environment.CACHE_MODE}=replay computes nothing"
+        f"Function {function!r}: no cached answer for this input, and replay mode ({environment.CACHE_MODE}=replay, "
+        "--cache-mode replay or the dbt plugin's cache_mode: replay) computes nothing"
     )
 
 

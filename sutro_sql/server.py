@@ -45,6 +45,7 @@ from .errors import (
     SutroSQLError,
     ValidationError,
 )
+from .inputs import canonical_json
 from .url_inputs import download_url_input, size_text
 from .urls import is_loopback_host
 from .wire import (
@@ -225,6 +226,7 @@ class _API:
         """Runs wait on an engine (a model server, a 50 ms deployment), not on this process's CPU:
         they get their own threads, so a client with hundreds in flight is not held to 40."""
         body = _parsed(RunFunctionRequest, await self.body(request))
+        canonical_json(body.input)  # a lone surrogate (valid JSON, not Unicode) is a 422, not an engine crash
         name = request.path_params["name"]
         if self._run_slots is None:
             self._run_slots = anyio.CapacityLimiter(MAX_RUNS)
@@ -254,6 +256,10 @@ class _API:
 
     def _submit_from_url(self, model: str, url: str, options: dict[str, Any]) -> str:
         """Download the file (as a deployment would), submit it as a local file, then drop it."""
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:  # valid JSON, not Unicode: a 422, not the URL parser's crash
+            raise ValidationError("inputs: the URL is not valid Unicode text (it holds a lone surrogate).") from None
         suffix = Path(urlsplit(url).path).suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValidationError("inputs: the URL must name a .csv or .parquet file.")

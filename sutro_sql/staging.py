@@ -63,6 +63,15 @@ class StageLocation:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
+def checked_stage(stage: str | None) -> str | None:
+    """`stage` itself once it reads as an S3 location (None: no staging): checked on every call,
+    so a typo is refused where nothing would be staged too (the embedded deployment, every row
+    cached, a re-attached job), not first on the day new rows reach a deployment."""
+    if stage is not None:
+        StageLocation.parse(stage)
+    return stage
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """Credentials and where the store is. `endpoint` None means AWS itself (virtual-host URLs);

@@ -15,12 +15,16 @@ from sutro_sql.sql_layer import connect, session_for
 ROWS = 60
 #: Small chunks, so 60 rows cross several boundaries (primes: boundaries fall everywhere).
 SPOOL_ROWS, RESULT_ROWS = 7, 5
+#: Answers cached per write, and per transaction (in key order) within one.
+CACHE_WRITE_ROWS, CACHE_SLICE_ROWS = 11, 3
 
 
 @pytest.fixture
 def con(counting, client, monkeypatch):
     monkeypatch.setattr(spool_module, "SPOOL_BATCH_ROWS", SPOOL_ROWS)
     monkeypatch.setattr(batch_module, "SPOOL_BATCH_ROWS", SPOOL_ROWS)
+    monkeypatch.setattr(batch_module, "CACHE_WRITE_ROWS", CACHE_WRITE_ROWS)
+    monkeypatch.setattr(batch_module, "CACHE_SLICE_ROWS", CACHE_SLICE_ROWS)
     client.result_chunk_rows = RESULT_ROWS
     connection = connect(":memory:", client=client)
     # rows i and i + 40 share their input (dedup across chunks); row 13 fails in the engine

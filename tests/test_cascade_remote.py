@@ -138,4 +138,4 @@ def test_a_remote_client_escalates_to_the_embedded_deployment(tmp_path, monkeypa
         )
         assert (result["response"], result.escalated) == ("billing", True)
         assert result["function"]["name"] == "triage-strong"
-        assert client.route("embedded:triage-strong")[0].backend.identity == f"local:{tmp_path}"
+        assert client.route("embedded:triage-strong")[0].backend.home == str(tmp_path)

@@ -21,7 +21,7 @@ TICKET = {"subject": "Charged twice", "body": "I need a refund for a billing err
 def test_local_backend_implements_the_backend_protocol(local_backend):
     assert isinstance(local_backend, Backend)
     assert local_backend.check_auth() is True
-    assert local_backend.identity == f"local:{local_backend.home}"
+    assert local_backend.identity == "local"  # no path: a committed cache replays from any checkout
     quotas = local_backend.get_quotas()
     assert [sorted(q) for q in quotas] == [["row_quota", "token_quota"]] * 2
 

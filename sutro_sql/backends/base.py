@@ -59,7 +59,7 @@ class Backend(Protocol):
 
     @property
     def identity(self) -> str:
-        """Stable, secret-free id of this deployment, for cache keys (e.g. "local:/abs/home",
+        """Stable, secret-free id of this deployment, for cache keys (e.g. "local",
         "remote:https://host/v1"). Two backends with the same identity share cached answers."""
         ...
 

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..answer_cache import answer_keys
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, PROVENANCE_FIELDS, abstain, check_abstain_below, from_cache
 from ..cascade import CascadeRequest, cascade_request
 from ..errors import QueryError
@@ -48,6 +49,7 @@ from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
 from ..realtime import replay_miss
 from ..sql_text import quote
+from ..staging import checked_stage
 from ..wire import Job
 from .cascade import escalate_spool
 from .rewrite import validate_read_query
@@ -64,6 +66,12 @@ from .spool import (
     release_unused_memory,
     spool_query,
 )
+
+#: Good answers of a job cached together: the cache's keys are random (hashes), and inserting
+#: many in key order keeps its index writes local (at 1M rows, 8k in random order cost ~27 us
+#: per row, 64k in key order ~7 us per row). Written `CACHE_SLICE_ROWS` per transaction.
+CACHE_WRITE_ROWS = 32_768
+CACHE_SLICE_ROWS = 8_192
 
 ESTIMATE_SCHEMA = pa.schema(
     [
@@ -214,12 +222,32 @@ class BatchRunner:
         good answers cached as it is read (failed rows are not: a re-run retries them)."""
         client = self.session.client
         sent = _Slices(canonical_texts(ref, spool, positions))
+        held: list[tuple[pa.Array, pa.StructArray]] = []  # good answers not cached yet
         for fresh in client.job_answer_batches(ref, job_id, len(positions)):
             if use_cache:
                 good = fresh.field("error").is_null()
-                client.remember_answer_array(ref, sent.next(len(fresh)).filter(good), fresh.filter(good))
+                held.append((sent.next(len(fresh)).filter(good), fresh.filter(good)))
+                if sum(len(answers) for _, answers in held) >= CACHE_WRITE_ROWS:
+                    self._remember(ref, held)
             yield fresh
             release_unused_memory()
+        self._remember(ref, held)
+
+    def _remember(self, ref: FunctionRef, held: list[tuple[pa.Array, pa.StructArray]]) -> None:
+        """Cache the `held` answers, and empty it: in slices of consecutive cache keys (each slice
+        one transaction), so the writes stay local while few Python objects exist at a time."""
+        if not held:
+            return
+        client = self.session.client
+        sent = pa.concat_arrays([texts for texts, _ in held])
+        answers = pa.concat_arrays([answers for _, answers in held])
+        held.clear()
+        keys = answer_keys(client.backend.identity, ref.name, ref.revision, sent.to_pylist())
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        del keys
+        for start in range(0, len(order), CACHE_SLICE_ROWS):
+            taken = pa.array(order[start : start + CACHE_SLICE_ROWS], pa.int64())
+            client.remember_answer_array(ref, sent.take(taken), answers.take(taken))
 
     def estimate(self, ref: FunctionRef, spool: Spool, options: BatchOptions) -> Job | None:
         """The estimate job of the rows `answer` would send (None when it would send none)."""
@@ -369,7 +397,7 @@ class BatchMaterializer:
             description,
             cache is not False,
             check_abstain_below(abstain_below, "sutro_batch"),
-            stage,
+            checked_stage(stage),
             cascade_request(ref, escalate_to, escalate_below, target_accuracy, calibrate_on, "sutro_batch"),
         )
         sql_text = validate_read_query(query)

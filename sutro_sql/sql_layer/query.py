@@ -44,6 +44,7 @@ from .rewrite import (
     liftable_calls,
     literal_function_name,
     parse,
+    scope_query,
     sutro_calls,
     with_batch_sources,
     with_lifted_answers,
@@ -88,9 +89,25 @@ def _rewrite(
     lifting = auto_batch and session.client.cache_mode != "replay"
     lifts = liftable_calls(rewritten) if lifting else []
     files = [_lift(con, session, rewritten, lift) for lift in lifts]
-    rewritten = with_lifted_answers(rewritten, lifts, files)
+    names = {lift.scope: _column_names(con, scope_query(rewritten, lift.scope)) for lift in lifts}
+    rewritten = with_lifted_answers(rewritten, lifts, files, names)
     changed = any(source is not None for source in sources) or any(path is not None for path in files)
     return rewritten.sql("duckdb") if changed else None
+
+
+def _column_names(con: duckdb.DuckDBPyConnection, select: exp.Select) -> list[str]:
+    """Per projection of `select` holding a `sutro_run` call without an alias, the column name
+    DuckDB gives it (its expression as DuckDB prints it back); "" for the others. Parsing only,
+    since `lift_query`'s cursor has no `sutro_run` macro to bind."""
+    names = []
+    for projection in select.expressions:
+        if isinstance(projection, exp.Alias) or not sutro_calls(projection, "sutro_run"):
+            names.append("")
+            continue
+        text = f"SELECT {projection.sql('duckdb')}"
+        (printed,) = con.execute("SELECT json_deserialize_sql(json_serialize_sql(?))", [text]).fetchall()[0]
+        names.append(printed.removeprefix("SELECT "))
+    return names
 
 
 def lift_query(session: SutroSession, query: str) -> str:

@@ -225,15 +225,22 @@ def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expre
         parent = parent.parent
 
 
+def scope_query(tree: exp.Expression, scope: int) -> exp.Select:
+    """A copy of the lift scope's SELECT number `scope` (see `_scopes`) that runs on its own: a
+    CTE's SELECT gets the CTEs before it."""
+    tree = lift_scope(tree)
+    select = _scopes(tree)[scope].copy()
+    if scope:
+        earlier = tree.args["with_"].copy()
+        earlier.set("expressions", earlier.expressions[: scope - 1])
+        select.set("with_", earlier if earlier.expressions else None)
+    return select
+
+
 def inputs_query(tree: exp.Expression, lift: Lift) -> str:
     """SELECT DISTINCT of the lift's input, as JSON text, over its SELECT's own FROM/WHERE (with
     the CTEs before it, for a CTE's SELECT)."""
-    tree = lift_scope(tree)
-    select = _scopes(tree)[lift.scope].copy()
-    if lift.scope:
-        earlier = tree.args["with_"].copy()
-        earlier.set("expressions", earlier.expressions[: lift.scope - 1])
-        select.set("with_", earlier if earlier.expressions else None)
+    select = scope_query(tree, lift.scope)
     select.set("order", None)
     json_input = exp.cast(exp.func("to_json", lift.input.copy()), "VARCHAR")
     select.set("expressions", [json_input.as_("__sutro_input")])
@@ -241,16 +248,39 @@ def inputs_query(tree: exp.Expression, lift: Lift) -> str:
     return f"SELECT __sutro_input FROM ({select.sql('duckdb')}) AS __sutro_inputs WHERE __sutro_input IS NOT NULL"
 
 
-def with_lifted_answers(tree: exp.Expression, lifts: list[Lift], files: list[str | None]) -> exp.Expression:
+def with_lifted_answers(
+    tree: exp.Expression, lifts: list[Lift], files: list[str | None], names: dict[int, list[str]]
+) -> exp.Expression:
     """A copy of `tree` whose lifted `sutro_run` calls look their answers up in the Parquet file at
-    the same position in `files` (None: the lift was not worth a job; its calls stay)."""
+    the same position in `files` (None: the lift was not worth a job; its calls stay). `names`:
+    per lifted scope, the column names DuckDB gives its SELECT as written; an unaliased projection
+    holding a lifted call is aliased with its name, so a table's columns do not change when its
+    rows cross the lift threshold."""
     tree = tree.copy()
-    calls = sutro_calls(lift_scope(tree), "sutro_run") if lifts else []
+    scope = lift_scope(tree) if lifts else None
+    calls = sutro_calls(scope, "sutro_run") if scope is not None else []
+    selects = _scopes(scope) if scope is not None else []
+    unnamed: set[tuple[int, int]] = set()  # (scope, projection) holding a replaced call, unaliased
     for lift, path in zip(lifts, files, strict=True):
-        if path is not None:
-            for index in lift.calls:
-                calls[index].replace(lookup(path, lift))
+        if path is None:
+            continue
+        for index in lift.calls:
+            projection = _projection_of(calls[index], selects[lift.scope])
+            if not isinstance(projection, exp.Alias):
+                unnamed.add((lift.scope, projection.index))
+            calls[index].replace(lookup(path, lift))
+    for number, position in unnamed:
+        projection = selects[number].expressions[position]
+        projection.replace(exp.alias_(projection.copy(), names[number][position], quoted=True))
     return tree
+
+
+def _projection_of(call: exp.Expression, select: exp.Select) -> exp.Expression:
+    """The projection of `select` that holds `call` (a lifted call is always in one)."""
+    node = call
+    while node.parent is not select:
+        node = node.parent
+    return node
 
 
 def lookup(path: str, lift: Lift) -> exp.Expression:

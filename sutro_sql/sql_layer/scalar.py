@@ -81,7 +81,7 @@ class ScalarRunner:
             return pa.nulls(rows, ANSWER_TYPE)
         run = _call_options(_array(options))
         ref = self.session.function(run.function)
-        use_cache = self.session.cache_enabled and run.cache
+        use_cache = self.session.client.reads_cache(self.session.cache_enabled and run.cache)  # replay: always
         answers = self.session.memory(ref)
         epoch = self.session.epoch(run.statement)
         row_hashes = _array(hashes).to_numpy(zero_copy_only=False)
@@ -154,7 +154,7 @@ class ScalarRunner:
             raise row_failure(ref.name, texts[first], failures[first])
         if failures:
             failed_at = list(failures)
-            rows = [error_row(failures[i].detail) for i in failed_at]
+            rows = [error_row(failures[i].detail, ref) for i in failed_at]
             found.append(Found(failed_at, pa.array(rows, ANSWER_TYPE), np.zeros(len(rows), bool)))
         return _spread(found, len(texts), encoded.indices)
 

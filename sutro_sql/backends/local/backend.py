@@ -39,7 +39,7 @@ from .answers import realtime_response, usage_tokens
 from .estimate import DryRunTokens, cost_usd
 from .registry import FunctionRegistry
 from .store import JobStore
-from .worker import WorkerPool, WorkerSettings, answer_rows
+from .worker import WorkerPool, WorkerSettings, answer_rows, parse_json_texts
 
 #: Columns of job results that an id column may not shadow.
 RESERVED_RESULT_COLUMNS = frozenset({"inputs", "outputs", "confidence_score", "error"})
@@ -93,7 +93,10 @@ class LocalBackend:
 
     @property
     def identity(self) -> str:
-        return f"local:{self._home}"
+        """The constant "local", without the home's path: the answer cache and the job ledger live inside the
+        home, so they are this deployment's wherever its folder is, and a cache committed with a
+        project replays from any checkout (a path here would make every key miss in CI)."""
+        return "local"
 
     @property
     def home(self) -> str:
@@ -356,14 +359,14 @@ class LocalBackend:
         self, job_id: str, id_column: str | None, include_inputs: bool, include_logprobs: bool, chunk_rows: int
     ) -> Iterator[pa.RecordBatch]:
         after = -1
-        while rows := self.store.result_rows(job_id, after, chunk_rows):
+        while rows := self.store.result_rows(job_id, after, chunk_rows, inputs=include_inputs):
             after = rows[-1][0]
             _, inputs, ids, outputs, confidences, errors, _ = zip(*rows, strict=True)
             columns: dict[str, pa.Array] = {}
             if include_inputs:
                 columns["inputs"] = pa.array(inputs, pa.string())
             if id_column:
-                columns[id_column] = _id_array([json.loads(value) for value in ids])
+                columns[id_column] = _id_array(parse_json_texts(ids))
             columns["outputs"] = pa.array(outputs, pa.string())
             columns["confidence_score"] = pa.array(confidences, pa.float64())
             if include_logprobs:

@@ -377,13 +377,10 @@ class JobStore:
 
     def pending_rows(self, job_id: str, after_idx: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` unfinished rows after `after_idx`, in input order: (idx, input JSON)."""
-        return [
-            (row[0], row[1])
-            for row in self._connection().execute(
-                "SELECT idx, input FROM job_rows WHERE job_id = ? AND idx > ? AND done = 0 ORDER BY idx LIMIT ?",
-                (job_id, after_idx, limit),
-            )
-        ]
+        return self._tuples(
+            "SELECT idx, input FROM job_rows WHERE job_id = ? AND idx > ? AND done = 0 ORDER BY idx LIMIT ?",
+            (job_id, after_idx, limit),
+        )
 
     def commit_rows(
         self,
@@ -538,15 +535,21 @@ class JobStore:
             .fetchall()
         )
 
-    def result_rows(self, job_id: str, after_idx: int, limit: int) -> list[tuple[Any, ...]]:
+    def result_rows(self, job_id: str, after_idx: int, limit: int, *, inputs: bool = True) -> list[tuple[Any, ...]]:
         """Up to `limit` rows after `after_idx` in input order: (idx, input, id_value, output,
-        confidence, error, done). Read chunk by chunk, a job's results never sit in memory whole."""
-        return (
-            self._connection()
-            .execute(
-                "SELECT idx, input, id_value, output, confidence, error, done FROM job_rows"
-                " WHERE job_id = ? AND idx > ? ORDER BY idx LIMIT ?",
-                (job_id, after_idx, limit),
-            )
-            .fetchall()
+        confidence, error, done); input is None unless `inputs`. Read chunk by chunk, a job's
+        results never sit in memory whole."""
+        return self._tuples(
+            f"SELECT idx, {'input' if inputs else 'NULL'}, id_value, output, confidence, error, done FROM job_rows"
+            " WHERE job_id = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (job_id, after_idx, limit),
         )
+
+    def _tuples(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """A query's rows as plain tuples: for row-per-row reads, where a sqlite3.Row each costs."""
+        cursor = self._connection().cursor()
+        cursor.row_factory = None
+        try:
+            return cursor.execute(sql, parameters).fetchall()
+        finally:
+            cursor.close()
