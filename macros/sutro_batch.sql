@@ -13,7 +13,9 @@
   input name -> SQL expression; none sends every column. `id_column` is carried
   into the result so answers join back exactly (without it, results carry
   `row_id`, the row's ordinal). Keyword options (job_priority, job_name,
-  description, dry_run) pass through as named parameters. The query runs on its
+  description, dry_run, and a cascade's escalate_to, escalate_below,
+  target_accuracy, calibrate_on as for sutro_run) pass through as named
+  parameters. The query runs on its
   own cursor, so it can read committed tables and views only (models and seeds
   are), never TEMP tables.
 -#}
@@ -22,7 +24,7 @@
   {%- set query = sutro_sql.batch_query(relation_or_query, columns, id_column) -%}
   sutro_batch({{ sutro_sql.literal(function) }}, {{ sutro_sql.literal(query) }}
     {%- if id_column is not none %}, id_column := {{ sutro_sql.literal(id_column) }}{% endif -%}
-    {{ sutro_sql.named_options(kwargs) }})
+    {{ sutro_sql.named_options(sutro_sql.cascade_options(kwargs)) }})
 {%- endmacro %}
 
 

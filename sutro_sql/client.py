@@ -59,8 +59,9 @@ from .backends.base import (
     check_job_name,
 )
 from .batch_input import batch_content_key, batch_source
+from .cascade import CascadePlan, CascadeRequest, calibration_digest, cascade_request, open_named_backend, plan_cascade
 from .downloads import destination_for, download_artifact
-from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError
+from .errors import ConfigurationError, NotFoundError, ServerError, SutroSQLError, ValidationError
 from .functions import FunctionSpec, output_arrow_schema, parse_spec
 from .inputs import FunctionRef
 from .realtime import Answer, RealtimeCalls
@@ -105,6 +106,11 @@ class FunctionRunResult(dict):
     @property
     def function(self) -> dict[str, Any]:
         return self.get("function") or {}
+
+    @property
+    def escalated(self) -> bool | None:
+        """Whether a cascade's stronger Function gave this answer (its `provenance`)."""
+        return self.provenance.get("escalated")
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,10 @@ class Client:
         self._submissions: dict[str, threading.Lock] = {}  # content key -> its submission lock
         self._submissions_lock = threading.Lock()
         self._output_columns: dict[str, str] = {}  # job id -> output_column given at submission
+        self._peers: dict[str, Client] = {}  # backend alias -> the Client of `alias:<function>` names
+        self._peer_backends: list[Backend] = []  # the peers' backends this Client opened, closed with it
+        self._cascade_lock = threading.Lock()  # DuckDB threads may meet a new alias, or a new plan, at once
+        self._plans: dict[tuple[Any, ...], CascadePlan] = {}  # calibration -> the cascade plan it gave
 
     def _use(self, backend: Backend | None) -> None:
         """Point everything that talks to a backend (the call pool, the waiter, the cache) at
@@ -191,6 +201,11 @@ class Client:
         return self._backend
 
     def close(self) -> None:
+        for peer in self._peers.values():
+            peer.close()
+        for backend in self._peer_backends:
+            backend.close()
+        self._peers, self._peer_backends = {}, []
         self._use(None)
 
     def __enter__(self) -> Client:
@@ -202,6 +217,8 @@ class Client:
     def reset_stats(self) -> None:
         """Start new counters (an object taken from `stats` before keeps its values)."""
         self.stats = self._calls.stats = Stats()
+        for peer in self._peers.values():
+            peer.stats = peer._calls.stats = self.stats
 
     @property
     def poll_interval(self) -> float:
@@ -259,6 +276,42 @@ class Client:
             return
         self._use(backend)
 
+    # -- other backends (`alias:<function>`) ---------------------------------------------------------
+
+    def add_backend(self, alias: str, backend: Backend) -> None:
+        """Name another backend: `alias:<function>` (a cascade's `escalate_to`, `run_function`)
+        then runs there, through a Client that shares this one's settings and counters. Without
+        this, `remote:` means the deployment at SUTRO_API_URL with SUTRO_API_KEY and `embedded:`
+        the embedded one (see `sutro_sql.cascade`)."""
+        with self._cascade_lock:
+            self._add_peer(alias, backend)
+
+    def route(self, name: str) -> tuple[Client, str]:
+        """The Client a Function name runs on, and the name there: `alias:function` goes to the
+        backend called `alias`, a plain name stays here."""
+        alias, colon, bare = name.partition(":")
+        if not colon:
+            return self, name
+        with self._cascade_lock:
+            peer = self._peers.get(alias)
+            if peer is None:
+                backend = open_named_backend(alias, self._home, self.max_concurrency)
+                self._peer_backends.append(backend)
+                peer = self._add_peer(alias, backend)
+        return peer, bare
+
+    def _add_peer(self, alias: str, backend: Backend) -> Client:
+        peer = Client(
+            backend=backend,
+            progress=self.progress,
+            max_concurrency=self.max_concurrency,
+            cache=self.cache_enabled,
+            cache_mode=self.cache_mode,
+        )
+        peer.stats = peer._calls.stats = self.stats
+        self._peers[alias] = peer
+        return peer
+
     def function(self, name: str) -> FunctionRef:
         """Function `name` as this backend knows it (its spec, when local); reused for `spec_ttl`
         seconds, so editing a spec file takes effect within that time."""
@@ -288,6 +341,10 @@ class Client:
         confidence_scoring: bool = True,
         *,
         cache: bool = True,
+        escalate_to: str | None = None,
+        escalate_below: float | None = None,
+        target_accuracy: float | None = None,
+        calibration: list[tuple[dict[str, Any] | str, Any]] | None = None,
     ) -> FunctionRunResult:
         """Run Function `name` once (v1 §5.1), with the SDK's parameters in its order.
         `input_data`: a dict, a string (one-input Functions) or a pydantic model (sent as
@@ -295,8 +352,86 @@ class Client:
         converted input) comes from the answer cache, unless `cache=False`. `langsmith_metadata`
         / `langsmith_tags` feed the SDK's client-side LangSmith tracing, which the v1 API does not
         carry: accepted and ignored. `timeout_seconds` is the SDK's read timeout for this call
-        (a deployment's own deadline is 90 s); the backend's configured timeout applies."""
+        (a deployment's own deadline is 90 s); the backend's configured timeout applies.
+
+        A cascade (`sutro_sql.cascade`): with `escalate_to` and `escalate_below` (or the
+        Function spec's `cascade:`), an answer less confident than the threshold is replaced by
+        the answer of Function `escalate_to` (`alias:name` for one on another backend), and the
+        result says `escalated`. `target_accuracy` picks the threshold from `calibration`
+        ((input, reviewed label) pairs; else the spec's examples), see `plan_cascade`."""
         _ignored_tracing(langsmith_metadata, langsmith_tags, timeout_seconds)
+        peer, bare = self.route(name)
+        request = cascade_request(
+            peer.function(bare), escalate_to, escalate_below, target_accuracy, None, "run_function"
+        )
+        first = self._run_once(name, input_data, confidence_scoring, cache)
+        if request is None:
+            return first
+        below = self.cascade_threshold(name, request, calibration)
+        kept = first.get("confidence") is not None and first["confidence"] >= below
+        result = first if kept else self._run_once(request.to, input_data, confidence_scoring, cache)
+        result.provenance = {**result.provenance, "escalated": not kept}
+        self.stats.count(rows_escalated=int(not kept))
+        return result
+
+    def cascade_threshold(
+        self,
+        name: str,
+        request: CascadeRequest,
+        calibration: list[tuple[dict[str, Any] | str, Any]] | None = None,
+    ) -> float:
+        """The threshold of a cascade from Function `name`: the one given, else the one its
+        target picks on `calibration` (else the spec's reviewed examples)."""
+        if request.below is not None:
+            return request.below
+        assert request.target_accuracy is not None  # cascade_request gives one or the other
+        return self.plan_cascade(name, request.to, request.target_accuracy, calibration).threshold
+
+    def plan_cascade(
+        self,
+        name: str,
+        escalate_to: str,
+        target_accuracy: float,
+        calibration: list[tuple[dict[str, Any] | str, Any]] | None = None,
+        *,
+        check_strong: bool = False,
+    ) -> CascadePlan:
+        """The threshold a target picks for the cascade `name` -> `escalate_to`, from calibration
+        rows ((input, reviewed label) pairs; default: the spec's reviewed examples, which the
+        engine learned from, so held-out rows give the honest figure). Computed once per
+        calibration set and printed on stderr (see `sutro_sql.cascade` for the bound).
+        `check_strong`: also answer the escalated calibration rows with `escalate_to`, and bound
+        the whole cascade's accuracy (the threshold is chosen the same way)."""
+        peer, bare = self.route(name)
+        ref = peer.function(bare)
+        if calibration is None:
+            if ref.spec is None or not ref.spec.examples:
+                raise ValidationError(
+                    f"Function {name!r}: target_accuracy needs calibration rows (calibrate_on), and the Function "
+                    "has no reviewed examples to use instead"
+                )
+            calibration = [(example.input, example.output) for example in ref.spec.examples]
+        digest = calibration_digest([(ref.canonical(value)[1], label) for value, label in calibration])
+        key = (peer.backend.identity, name, ref.revision, escalate_to, target_accuracy, digest, check_strong)
+        strong = None
+        if check_strong:
+            strong_client, strong_name = self.route(escalate_to)
+            strong = (strong_client, strong_client.function(strong_name))
+        with self._cascade_lock:  # computed and printed once, however many threads ask
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = plan_cascade(peer, ref, escalate_to, target_accuracy, calibration, strong=strong)
+                self._plans[key] = plan
+                print(plan.describe(), file=sys.stderr)
+        return plan
+
+    def _run_once(
+        self, name: str, input_data: dict[str, Any] | str | BaseModel, confidence_scoring: bool, cache: bool
+    ) -> FunctionRunResult:
+        """One Function's answer, on the backend its name points at."""
+        peer, bare = self.route(name)
+        if peer is not self:
+            return peer._run_once(bare, input_data, confidence_scoring, cache)
         if isinstance(input_data, BaseModel):
             input_data = input_data.model_dump(mode="json")
         if not isinstance(input_data, (dict, str)):

@@ -63,6 +63,23 @@ class FunctionExample(BaseModel):
     rationale: str | None = None
 
 
+class CascadeSpec(BaseModel):
+    """`cascade: {to: <function>, below: <p>}` (or `target_accuracy: <p>`, calibrated on the
+    spec's reviewed examples): where calls that name no cascade escalate unsure answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1)
+    below: float | None = Field(default=None, ge=0, le=1)
+    target_accuracy: float | None = Field(default=None, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> CascadeSpec:
+        if (self.below is None) == (self.target_accuracy is None):
+            raise ValueError("cascade: give exactly one of below or target_accuracy")
+        return self
+
+
 class FunctionSpec(BaseModel):
     """A local Function: a classifier (labels) or an extractor (JSON Schema output)."""
 
@@ -76,6 +93,7 @@ class FunctionSpec(BaseModel):
     output: dict[str, Any] | None = None
     examples: list[FunctionExample] = Field(default_factory=list)
     engine: str = "embedded"
+    cascade: CascadeSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -125,6 +143,8 @@ class FunctionSpec(BaseModel):
             if self.labels:
                 raise ValueError("labels: only classification Functions have labels")
             _check_output_schema(self.output)
+        if self.cascade is not None and self.cascade.to == self.name:
+            raise ValueError("cascade.to: a Function cannot escalate to itself")
         for index, example in enumerate(self.examples):
             self._check_example(index, example)
         return self
@@ -152,8 +172,9 @@ class FunctionSpec(BaseModel):
 
     @property
     def revision(self) -> str:
-        """Content hash of the spec: same content, same revision, on every machine."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Content hash of the spec: same content, same revision, on every machine. The cascade
+        is left out: where unsure answers go does not change this Function's answers."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"cascade"}), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property

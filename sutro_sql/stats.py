@@ -13,7 +13,8 @@ class Stats:
 
     calls: real-time backend calls made; cache_hits: rows answered by the answer cache
     (memory or disk) instead of a call; rows_answered / rows_failed: SQL rows given an
-    answer / an error (scalar and batch); jobs_submitted / jobs_reattached: batch jobs
+    answer / an error (scalar and batch), each once, by its final answer; rows_escalated: rows
+    a cascade sent to its stronger Function (whose calls, hits and jobs count as any); jobs_submitted / jobs_reattached: batch jobs
     created / found again for the same content; tokens and cost: usage of the calls and
     jobs this client paid for (cache hits cost nothing again; a re-attached job counts what it
     did after this client re-attached to it). A cache hit is a row whose answer was there
@@ -26,6 +27,7 @@ class Stats:
     cache_hits: int = 0
     rows_answered: int = 0
     rows_failed: int = 0
+    rows_escalated: int = 0
     jobs_submitted: int = 0
     jobs_reattached: int = 0
     input_tokens: int = 0

@@ -128,6 +128,9 @@ def test_build_materializes_every_enriched_model_with_answers_on_the_right_ids(b
         assert [value for (value,) in got[model]] == answers, model
     assert {team for (team,) in got["ticket_triage"]} <= set(specs["ticket-triage"].labels)
     assert {q for (q,) in got["leads_qualified"]} <= set(specs["lead-qualifier"].labels)
+    # the cascade's first stage answers every ticket with confidence 0.8 >= 0.5: none escalates
+    routed = table(project, "SELECT team, escalated FROM ticket_routing ORDER BY ticket_id")
+    assert routed == [(team, False) for team in expected["ticket_triage"]]
     distinct_inputs = len({(t["subject"], t["body"]) for t in tickets}) * 2 + len({t["body"] for t in tickets})
     distinct_inputs += len({(lead["query"], lead["region"]) for lead in leads})
     assert distinct_inputs <= len(calls(log)) <= 3 * TICKETS + LEADS
@@ -333,10 +336,16 @@ def test_example_builds_offline_on_the_embedded_engine(tmp_path):
     dbt(project, env, "deps")
     result = dbt(project, env, "build")
 
-    assert "ERROR=0" in result.stdout and "PASS=38" in result.stdout
+    assert "ERROR=0" in result.stdout and "PASS=39" in result.stdout
     counts = table(
         project,
         "SELECT (SELECT count(*) FROM ticket_triage), (SELECT count(*) FROM ticket_facts),"
         " (SELECT count(*) FROM ticket_priorities), (SELECT count(*) FROM leads_qualified)",
     )
     assert counts == [(TICKETS, TICKETS, TICKETS, LEADS)]
+    escalated, teams_changed = table(
+        project,
+        "SELECT count(*) FILTER (r.escalated), count(*) FILTER (r.team <> t.team) "
+        "FROM ticket_routing r JOIN ticket_triage t USING (ticket_id)",
+    )[0]
+    assert 0 < escalated < TICKETS and teams_changed <= escalated  # only escalated tickets can change team

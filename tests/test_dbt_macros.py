@@ -35,6 +35,11 @@ MODELS = {
         select * from {{ sutro_sql.sutro_batch('ticket-triage', 'select * from ' ~ ref('src') ~ " where body <> 'x'",
                                                columns={'subject': "'re: ' || body", 'body': 'body'}) }}
     """,
+    "cascade_call.sql": """
+        select {{ sutro_sql.sutro_run('triage', {'body': 'body'}, escalate_to='remote:triage-strong',
+                                      target_accuracy=0.9, calibrate_on=ref('src')) }} as answer
+        from {{ ref('src') }}
+    """,
     "unpacked.sql": """
         with answered as (
             select {'response': 'bug', 'confidence': 0.75, 'rationale': 'r', 'error': null,
@@ -46,7 +51,7 @@ MODELS = {
     """,
     "a_view.sql": """
         -- compiled last (a compile error stops dbt compile): depends_on: {{ ref('run_call') }}, {{ ref('batch_call') }},
-        -- {{ ref('batch_mapping') }}, {{ ref('unpacked') }}
+        -- {{ ref('batch_mapping') }}, {{ ref('unpacked') }}, {{ ref('cascade_call') }}
         {{ config(materialized='view') }}
         select {{ sutro_sql.sutro_run('ticket-triage', {'body': 'body'}) }} as answer from {{ ref('src') }}
     """,
@@ -54,8 +59,10 @@ MODELS = {
 
 # Stand-ins with the SQL layer's signatures (sutro_sql.sql_layer.register): they return their arguments.
 ECHO_MACROS = [
-    "CREATE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true) "
-    "AS {'fn': fn, 'input': to_json(input)::varchar, 'on_error': on_error, 'cache': cache}",
+    "CREATE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true, escalate_to := NULL, "
+    "target_accuracy := NULL, calibrate_on := NULL) AS {'fn': fn, 'input': to_json(input)::varchar, "
+    "'on_error': on_error, 'cache': cache, 'escalate_to': escalate_to, 'target_accuracy': target_accuracy, "
+    "'calibrate_on': calibrate_on}",
     "CREATE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, dry_run := false, "
     "job_name := NULL, description := NULL) AS TABLE SELECT fn AS fn, query AS query, id_column AS id_column, job_name AS job_name",
 ]
@@ -125,6 +132,12 @@ def test_sutro_batch_maps_input_names_to_expressions_over_a_query(compiled, echo
     inner = echo.sql(row["query"].replace('"memory"."main".', ""))
     assert inner.columns == ["subject", "body"]
     assert inner.fetchall() == [("re: hello", "hello")]
+
+
+def test_a_cascade_passes_through_with_a_relation_to_calibrate_on(compiled, echo):
+    row = run_compiled(echo, compiled[1]["cascade_call"])["answer"]
+    assert (row["escalate_to"], float(row["target_accuracy"])) == ("remote:triage-strong", 0.9)
+    assert echo.sql(row["calibrate_on"].replace('"memory"."main".', "")).fetchall() == [(1, "hello", "x")]
 
 
 def test_unpack_turns_answer_fields_and_extraction_output_into_columns(compiled, echo):

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from ..answer_cache import answer_keys
 from ..answers import ANSWER_TYPE, CLASSIFICATION_COLUMNS, PROVENANCE_FIELDS, abstain, check_abstain_below, from_cache
+from ..cascade import CascadeRequest, cascade_request
 from ..errors import QueryError
 from ..functions import output_arrow_schema
 from ..inputs import FunctionRef, row_failure
@@ -50,6 +51,7 @@ from ..realtime import replay_miss
 from ..sql_text import quote
 from ..staging import checked_stage
 from ..wire import Job
+from .cascade import escalate_spool
 from .rewrite import validate_read_query
 from .session import SutroSession, binding_a_relation
 from .spool import (
@@ -94,6 +96,7 @@ class BatchOptions:
     cache: bool = True
     abstain_below: float | None = None
     stage: str | None = None  # an S3 location to send the rows through (see `sutro_sql.staging`)
+    cascade: CascadeRequest | None = None
 
 
 class SpoolAnswers:
@@ -379,6 +382,10 @@ class BatchMaterializer:
         cache: bool | None,
         abstain_below: float | None,
         stage: str | None,
+        escalate_to: str | None = None,
+        escalate_below: float | None = None,
+        target_accuracy: float | None = None,
+        calibrate_on: str | None = None,
     ) -> str:
         session = self.session
         ref = session.function(fn)
@@ -391,6 +398,7 @@ class BatchMaterializer:
             cache is not False,
             check_abstain_below(abstain_below, "sutro_batch"),
             checked_stage(stage),
+            cascade_request(ref, escalate_to, escalate_below, target_accuracy, calibrate_on, "sutro_batch"),
         )
         sql_text = validate_read_query(query)
         cursor = session.connection.cursor()
@@ -448,6 +456,17 @@ class BatchMaterializer:
         A remote Function's columns are inferred from all its answers at once; a local one's
         come from its spec, so each batch is typed alone and no answer array is built whole."""
         answered = self.runner.answer(ref, spool, options)
+        if options.cascade is not None:  # the second stage: one more job, for the rows escalated
+            merged = escalate_spool(
+                lambda stage, strong, rows: BatchRunner(stage).answer(strong, rows, options),
+                self.session,
+                ref,
+                spool,
+                answered.answers(),
+                answered.codes,
+                options.cascade,
+            )
+            answered = SpoolAnswers(answered.codes, iter([merged]), lambda failed: None)
         if ref.spec is None:
             template = _answer_table(ref, answered.answers(), options)
 

@@ -9,7 +9,11 @@ Python UDFs behind the SQL surface and the TEMP macros users call:
 - ``sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, description, cache,
   abstain_below, stage)`` -> a
   table macro reading the Parquet file `_sutro_batch` materializes;
-- ``sutro_jobs()`` -> a table macro over `_sutro_jobs`.
+- ``sutro_jobs()`` -> a table macro over `_sutro_jobs`;
+- both `sutro_run` and `sutro_batch` also take a cascade: ``escalate_to := NULL, escalate_below :=
+  NULL, target_accuracy := NULL, calibrate_on := NULL`` (see `cascade`), and
+  ``sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL, check_strong :=
+  false)`` shows what a target picks.
 
 Macros are TEMP so a database file never keeps macros that call functions that
 exist only in this process. The session holds the connection weakly; the
@@ -39,6 +43,12 @@ from .cache import FunctionAnswers, function_answers
 
 if TYPE_CHECKING:
     from ..client import Client
+
+#: The cascade's named parameters of `sutro_run` and `sutro_batch` (see `sql_layer.cascade`), their
+#: UDF argument types, and how the macros pass them on.
+CASCADE_PARAMETERS = "escalate_to := NULL, escalate_below := NULL, target_accuracy := NULL, calibrate_on := NULL"
+CASCADE_TYPES = ("VARCHAR", "DOUBLE", "DOUBLE", "VARCHAR")
+CASCADE_ARGUMENTS = "escalate_to, escalate_below, target_accuracy, calibrate_on"
 
 #: Default for `auto_batch`: lift `sutro_run` to one batch job above this many distinct inputs
 #: (below it, real-time calls cost about what a job's wait does).
@@ -78,6 +88,7 @@ class SutroSession:
         self._epochs: dict[int, int] = {}
         self._memory: dict[tuple[Any, ...], FunctionAnswers] = {}  # this session's view of `function_answers`
         self._epoch_lock = threading.Lock()
+        self._stages: dict[str, SutroSession] = {}  # cascade stages on other backends, by qualified name
         self._finalizer = weakref.finalize(self, _release, client if owns_client else None, self.workdir)
 
     @property
@@ -123,6 +134,25 @@ class SutroSession:
         if answers is None:
             answers = self._memory[key] = function_answers(str(key[0]), *key[1:])
         return answers
+
+    def cascade_stage(self, name: str) -> tuple[SutroSession, str]:
+        """The session a cascade's stronger Function `name` runs on, and its name there: this one,
+        or, for `alias:function` on another backend, a session over that backend's Client."""
+        client, bare = self.client.route(name)
+        if client is self.client:
+            return self, name
+        with self._epoch_lock:
+            stage = self._stages.get(name)
+            if stage is None or stage.client is not client:
+                stage = self._stages[name] = SutroSession(
+                    self.connection,
+                    client,
+                    owns_client=False,
+                    cache=self.cache_enabled,
+                    progress=self.progress,
+                    auto_batch_threshold=self.auto_batch_threshold,
+                )
+        return stage, bare
 
     def close(self) -> None:
         self._finalizer()
@@ -176,9 +206,9 @@ def register(
     """
     from ..client import Client
     from .batch import BatchMaterializer
+    from .cascade import CascadePlanTable, CascadingScalarRunner
     from .jobs import JobsTable
     from .query import lift_query
-    from .scalar import ScalarRunner
 
     if client is not None and backend is not None:
         raise QueryError("register: pass a client or a backend, not both")
@@ -197,14 +227,14 @@ def register(
     with _SESSIONS_LOCK:
         previous = _SESSIONS.get(con)
         if previous is not None:
-            for name in ("_sutro_run", "_sutro_batch", "_sutro_jobs", "_sutro_lift"):
+            for name in ("_sutro_run", "_sutro_batch", "_sutro_jobs", "_sutro_cascade_plan", "_sutro_lift"):
                 con.remove_function(name)
             previous.close()
         _SESSIONS[con] = session
 
     con.create_function(
         "_sutro_run",
-        ScalarRunner(session),
+        CascadingScalarRunner(session),
         ["VARCHAR", "UBIGINT", "VARCHAR"],
         duckdb.sqltype(ANSWER_SQL_TYPE),
         type="arrow",
@@ -213,7 +243,26 @@ def register(
     con.create_function(
         "_sutro_batch",
         BatchMaterializer(session),
-        ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR", "VARCHAR", "BOOLEAN", "DOUBLE", "VARCHAR"],
+        [
+            "VARCHAR",
+            "VARCHAR",
+            "VARCHAR",
+            "BIGINT",
+            "BOOLEAN",
+            "VARCHAR",
+            "VARCHAR",
+            "BOOLEAN",
+            "DOUBLE",
+            "VARCHAR",
+            *CASCADE_TYPES,
+        ],
+        "VARCHAR",
+        null_handling="special",
+    )
+    con.create_function(
+        "_sutro_cascade_plan",
+        CascadePlanTable(session),
+        ["VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR", "BOOLEAN"],
         "VARCHAR",
         null_handling="special",
     )
@@ -229,16 +278,22 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     registered connection (dbt runs every model on one) needs only this call."""
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_run(fn, input, on_error := 'raise', cache := true, "
-        "abstain_below := NULL) AS _sutro_run(to_json(input), hash(input), to_json({'function': fn::VARCHAR, "
-        "'on_error': on_error::VARCHAR, 'cache': cache::BOOLEAN, 'abstain_below': abstain_below::DOUBLE, "
-        "'statement': txid_current()})::VARCHAR)"
+        f"abstain_below := NULL, {CASCADE_PARAMETERS}) AS _sutro_run(to_json(input), hash(input), "
+        "to_json({'function': fn::VARCHAR, 'on_error': on_error::VARCHAR, 'cache': cache::BOOLEAN, "
+        "'abstain_below': abstain_below::DOUBLE, 'statement': txid_current(), "
+        "'escalate_to': escalate_to::VARCHAR, 'escalate_below': escalate_below::DOUBLE, "
+        "'target_accuracy': target_accuracy::DOUBLE, 'calibrate_on': calibrate_on::VARCHAR})::VARCHAR)"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO sutro_batch(fn, query, id_column := NULL, job_priority := 0, "
         "dry_run := false, job_name := NULL, description := NULL, cache := true, abstain_below := NULL, "
-        "stage := NULL) AS TABLE "
-        "SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, dry_run, job_name, "
-        "description, cache, abstain_below, stage))"
+        f"stage := NULL, {CASCADE_PARAMETERS}) AS TABLE SELECT * FROM read_parquet(_sutro_batch(fn, query, id_column, job_priority, "
+        f"dry_run, job_name, description, cache, abstain_below, stage, {CASCADE_ARGUMENTS}))"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO sutro_cascade_plan(fn, escalate_to, target_accuracy, calibrate_on := NULL, "
+        "check_strong := false) AS TABLE SELECT * FROM read_parquet(_sutro_cascade_plan(fn, escalate_to, "
+        "target_accuracy, calibrate_on, check_strong))"
     )
     # The parameter keeps DuckDB from evaluating the body when the macro is created.
     con.execute(
