@@ -336,7 +336,7 @@ def test_example_builds_offline_on_the_embedded_engine(tmp_path):
     dbt(project, env, "deps")
     result = dbt(project, env, "build")
 
-    assert "ERROR=0" in result.stdout and "PASS=39" in result.stdout
+    assert "ERROR=0" in result.stdout and "PASS=49" in result.stdout
     counts = table(
         project,
         "SELECT (SELECT count(*) FROM ticket_triage), (SELECT count(*) FROM ticket_facts),"

@@ -1,6 +1,7 @@
 -- Tickets routed by a cascade: `ticket-triage` answers every ticket, and the answers it
 -- gives with less than 0.5 confidence are answered again by `ticket-triage-strong` (with
--- more reviewed examples here; a large model in production). `escalated` says which.
+-- more reviewed examples here; a large model in production). `escalated` and `answered_by`
+-- (provenance) say which.
 -- The first stage's answers are the ones ticket_triage computed: from the answer cache.
 -- depends_on: {{ ref('ticket_triage') }}
 
@@ -14,5 +15,6 @@ with routed as (
 
 select
     ticket_id,
-    {{ sutro_sql.unpack('routing', fields={'response': 'team', 'confidence': 'confidence', 'escalated': 'escalated'}) }}
+    {{ sutro_sql.unpack('routing', fields={'response': 'team', 'confidence': 'confidence', 'escalated': 'escalated',
+                                         'function': 'answered_by', 'source': 'answer_source'}) }}
 from routed
